@@ -1,0 +1,42 @@
+"""areacam: explain any region of any dense output.
+
+Targets turn a model output into per-sample scores; explainers turn scores into maps::
+
+    import areacam as ac
+    expl = ac.GradCAM(model, "encoder.layer4")(x, [ac.Area(box=(8, 8, 24, 24)), ac.Segment(2)])
+    expl.maps  # (B, K, H, W) in [0, 1]
+"""
+
+from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from .explanation import Explanation
+from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
+from .targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
+from .viz import gradient_image, grid_figure, overlay, region_figure
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Area",
+    "CAM",
+    "Class",
+    "Explanation",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GuidedBackprop",
+    "GuidedGradCAM",
+    "HiResCAM",
+    "InputXGradient",
+    "Latent",
+    "LayerCAM",
+    "Pixel",
+    "ReconstructionError",
+    "Saliency",
+    "Score",
+    "Segment",
+    "SmoothGrad",
+    "Target",
+    "gradient_image",
+    "grid_figure",
+    "overlay",
+    "region_figure",
+]

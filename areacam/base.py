@@ -1,0 +1,87 @@
+"""Plumbing shared by every explainer: one forward pass, K targets, gradients, the result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack, nullcontext
+from typing import ContextManager
+
+import torch
+from torch import Tensor, nn
+
+from .explanation import Explanation, normalize_maps, upsample
+from .layers import LayerCapture
+from .state import check_input, explaining
+from .targets import Target, as_target_list
+from .vjp import score_targets, target_gradients
+
+__all__ = ["Explainer", "layer_gradients", "input_gradients", "finish"]
+
+
+class Explainer:
+    """Base of all explainers: holds the model and turns raw maps into an :class:`Explanation`."""
+
+    def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.model).__name__})"
+
+
+def layer_gradients(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    batched: bool | None = None,
+) -> tuple[Tensor, Tensor, Tensor, list[Target]]:
+    """One forward pass; activations of ``layer`` and their gradient for each target.
+
+    Returns ``(acts (B, C, h, w), grads (B, K, C, h, w), scores (B, K), targets)``, float32, detached.
+    No graph is built below the layer, so the backward passes stop there.
+    """
+    targets = as_target_list(targets)
+    check_input(model, x)
+    with explaining(model), LayerCapture(model, layer, detach_below=True) as capture:
+        with torch.no_grad():
+            output = model(x)
+        acts = capture.activation
+        where = f"layer {capture.name!r}"
+        if acts is None:
+            raise ValueError(f"{where} did not run in the model's forward pass")
+        if acts.dim() != 4:
+            raise ValueError(f"CAM methods need a (B, C, h, w) activation, but {where} gives {tuple(acts.shape)}")
+        scores = score_targets(targets, output, x)
+        grads = target_gradients(scores, acts, where, targets, batched)
+    return acts.detach().float(), grads, scores.detach().float(), targets
+
+
+def input_gradients(
+    model: nn.Module,
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    batched: bool | None = None,
+    hooks: ContextManager | None = None,
+) -> tuple[Tensor, Tensor, list[Target]]:
+    """One forward pass; the input gradient of each target: ``(grads (B, K, C, H, W), scores (B, K))``.
+
+    ``hooks`` is a context manager active during the pass (e.g. guided-ReLU hooks).
+    """
+    targets = as_target_list(targets)
+    check_input(model, x)
+    inputs = x.detach().requires_grad_(True)
+    with ExitStack() as stack:
+        stack.enter_context(explaining(model))
+        stack.enter_context(hooks if hooks is not None else nullcontext())
+        output = model(inputs)
+        scores = score_targets(targets, output, inputs)
+        grads = target_gradients(scores, inputs, "the input", targets, batched)
+    return grads, scores.detach().float(), targets
+
+
+def finish(raw: Tensor, maps: Tensor, scores: Tensor, targets: list[Target], size: Sequence[int]) -> Explanation:
+    """Build the result: ``maps`` ``(B, K, h, w)`` upsampled to ``size`` and min-max normalised."""
+    maps, degenerate = normalize_maps(upsample(maps, tuple(size)))
+    return Explanation(maps=maps, raw=raw, scores=scores, degenerate=degenerate, targets=list(targets))

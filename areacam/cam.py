@@ -1,0 +1,86 @@
+"""The CAM family: Grad-CAM, Grad-CAM++, HiResCAM and LayerCAM for any target.
+
+Each method is a small subclass that turns a layer's activations and each target's gradient into
+a ``(B, K, h, w)`` map; the forward pass, the K backward passes and the result are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .base import Explainer, finish, layer_gradients
+from .explanation import Explanation
+from .layers import resolve_layer
+from .targets import Target
+
+__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM"]
+
+
+class CAM(Explainer):
+    """Template for CAM methods: subclasses implement :meth:`cam`.
+
+    ``layer`` is a module of ``model`` or its dotted name. ``batched`` picks how the K backward
+    passes run (``None``: a batched VJP on accelerators, a loop on the CPU).
+    """
+
+    def __init__(self, model: nn.Module, layer: nn.Module | str, batched: bool | None = None):
+        super().__init__(model)
+        self.layer = resolve_layer(model, layer)
+        self.batched = batched
+
+    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+        acts, grads, scores, targets = layer_gradients(self.model, self.layer, x, targets, self.batched)
+        raw = torch.relu(self.cam(acts, grads))
+        return finish(raw, raw, scores, targets, x.shape[-2:])
+
+    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+        """Map before the ReLU: ``acts (B, C, h, w)``, ``grads (B, K, C, h, w)`` -> ``(B, K, h, w)``."""
+        weights = self.weights(acts, grads)
+        return torch.einsum("bkc,bchw->bkhw", weights, acts)
+
+    def weights(self, acts: Tensor, grads: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Channel weights ``(B, K, C)``."""
+        raise NotImplementedError
+
+
+class GradCAM(CAM):
+    """Grad-CAM: activations weighted by the spatial mean of their gradients (Selvaraju et al.)."""
+
+    def weights(self, acts: Tensor, grads: Tensor) -> Tensor:
+        return grads.mean(dim=(3, 4))
+
+
+class GradCAMPlusPlus(CAM):
+    """Grad-CAM++ with the closed-form weights of eq. 19 (Chattopadhay et al.).
+
+    The second and third derivatives of exp(score) are written with powers of the first gradient,
+    so no higher-order autograd runs (it is zero on ReLU nets).
+    """
+
+    eps = 1e-6
+
+    def weights(self, acts: Tensor, grads: Tensor) -> Tensor:
+        grads2 = grads.pow(2)
+        grads3 = grads2 * grads
+        act_sums = acts.sum(dim=(2, 3))[:, None, :, None, None]
+        alpha = grads2 / (2 * grads2 + act_sums * grads3 + self.eps)
+        alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+        return (torch.relu(grads) * alpha).sum(dim=(3, 4))
+
+
+class HiResCAM(CAM):
+    """HiResCAM: channel sum of gradient x activation (Draelos & Carin)."""
+
+    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+        return torch.einsum("bkchw,bchw->bkhw", grads, acts)
+
+
+class LayerCAM(CAM):
+    """LayerCAM: channel sum of ReLU(gradient) x activation (Jiang et al.)."""
+
+    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+        return torch.einsum("bkchw,bchw->bkhw", torch.relu(grads), acts)

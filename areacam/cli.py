@@ -1,0 +1,334 @@
+"""The ``areacam`` command: ``demo``, ``explain`` and ``layers``.
+
+Every bad input ends with a one-line ``areacam <command>: error: ...`` on stderr and exit status 2;
+nothing is written before all inputs are checked and all maps are computed. Set ``AREACAM_DEBUG=1``
+to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .loading import InputError, default_size, input_channels, load_model, read_images
+from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, parse_targets
+
+__all__ = ["main", "build_parser", "layer_table", "run_explain"]
+
+USER_ERRORS = (InputError, SpecError, ValueError, TypeError, IndexError, KeyError, FileNotFoundError)
+
+EXPLAIN_EXAMPLE = """examples:
+  areacam explain --model vae --weights demo_out/checkpoints/vae.pt --image digit.png \\
+      --method gradcam --layer encoder.relu3 --target area:8,8,24,24 recon-error --out expl
+  areacam explain --model mypkg.nets:build --image cat.jpg --size 224 224 \\
+      --method gradcam++ --layer layer4 --target class class:281
+
+target SPECs: """ + SPEC_HELP
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``areacam`` command."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="areacam",
+        description="Explain any region of any dense output.",
+        epilog="example: areacam demo --out demo_out --quick",
+        formatter_class=fmt,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{demo,explain,layers}", parser_class=_Parser)
+
+    demo = sub.add_parser(
+        "demo",
+        help="train the reference models on embedded data and write every figure plus report.html",
+        description="Train (or reuse) the reference models on the embedded data, write every figure type "
+        "and a static report.html grouped by use case.",
+        epilog="example:\n  areacam demo --out demo_out --quick   # under 3 minutes on 2 CPU cores",
+        formatter_class=fmt,
+    )
+    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out); checkpoints in it are reused")
+    demo.add_argument("--quick", action="store_true", help="tiny models, few epochs and samples")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+    explain = sub.add_parser(
+        "explain",
+        help="explain targets of your own model on image files",
+        description="Explain one or more targets of a model on image files; writes overlay PNGs, raw maps "
+        "(.npy) and scores.json into --out.",
+        epilog=EXPLAIN_EXAMPLE,
+        formatter_class=fmt,
+    )
+    _model_args(explain)
+    explain.add_argument("--image", nargs="+", required=True, metavar="PATH", help="image files (PNG, JPEG...)")
+    explain.add_argument(
+        "--method", required=True, metavar="NAME", help=f"one of: {', '.join(METHODS)}"
+    )
+    explain.add_argument("--layer", metavar="NAME", help="layer for CAM methods (see 'areacam layers')")
+    explain.add_argument("--target", nargs="+", required=True, metavar="SPEC", help=SPEC_HELP)
+    explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
+    explain.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
+
+    layers = sub.add_parser(
+        "layers",
+        help="list the model's modules with output shapes and the usual CAM layers",
+        description="Run one dummy forward pass and list every named module with its output shape; "
+        "'*' marks the usual CAM choices (the last 4-D output before the spatial size changes).",
+        epilog="examples:\n  areacam layers --model classifier\n  areacam layers --model mypkg.nets:build --size 224 224",
+        formatter_class=fmt,
+    )
+    _model_args(layers)
+    return parser
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, metavar="MODEL", help="registry name (vae, classifier, fcn, unet...) or MODULE:FACTORY"
+    )
+    parser.add_argument("--weights", metavar="CKPT", help="checkpoint: models.save() file or a state dict")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the model's)")
+
+
+# ------------------------------------------------------------------------------------------ layers
+
+
+def layer_table(model: nn.Module, x: torch.Tensor) -> list[dict]:
+    """One dummy forward of ``x``: every named module with its output shape and a CAM suggestion flag.
+
+    Forward hooks are removed in ``finally``. A module is suggested when it is the last one, in run
+    order, with a 4-D output before the spatial size changes (1x1 maps excluded).
+    """
+    shapes: dict[str, list[tuple]] = {}
+    order: list[tuple[str, tuple]] = []
+    handles = []
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs: tuple, output: object) -> None:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else _shape_of(output)
+            shapes.setdefault(name, []).append(shape)
+            order.append((name, shape))
+
+        return record
+
+    named = list(model.named_modules())
+    try:
+        for name, module in named:
+            if name:
+                handles.append(module.register_forward_hook(hook(name)))
+        with torch.no_grad():
+            output = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    finals = {tuple(t.shape) for t in _tensors(output)}
+    suggested: set[str] = set()
+    for (name, shape), (_, nxt) in zip(order, order[1:] + [(None, None)]):
+        if not _is_map(shape) or shape[-2:] == (1, 1) or shape in finals:
+            continue
+        if not _is_map(nxt) or nxt[-2:] != shape[-2:]:
+            suggested.add(name)
+    rows = []
+    for name, module in named:
+        if not name:
+            continue
+        calls = shapes.get(name, [])
+        rows.append(
+            {
+                "name": name,
+                "type": type(module).__name__,
+                "shape": calls[0] if calls else None,
+                "calls": len(calls),
+                "suggested": name in suggested and len(calls) == 1,
+            }
+        )
+    return rows
+
+
+def _is_map(shape: object) -> bool:
+    return isinstance(shape, tuple) and len(shape) == 4 and all(isinstance(v, int) for v in shape)
+
+
+def _tensors(output: object) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [t for t in output if isinstance(t, torch.Tensor)]
+    return []
+
+
+def _shape_of(output: object) -> object:
+    if isinstance(output, (tuple, list)):
+        return [tuple(o.shape) if isinstance(o, torch.Tensor) else type(o).__name__ for o in output]
+    if isinstance(output, dict):
+        return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in output.items()}
+    return type(output).__name__
+
+
+def _dummy(model: nn.Module, size: list[int] | None) -> torch.Tensor:
+    hw = tuple(size) if size else default_size(model) or (224, 224)
+    if min(hw) < 1:
+        raise InputError(f"--size must be two positive ints H W, got {list(hw)}")
+    return torch.rand(1, input_channels(model), *hw)
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    """``areacam layers``: print the layer table."""
+    model = load_model(args.model, args.weights)
+    x = _dummy(model, args.size)
+    try:
+        rows = layer_table(model, x)
+    except USER_ERRORS + (RuntimeError,) as err:
+        raise InputError(f"a dummy forward pass of shape {tuple(x.shape)} failed ({_one_line(err)}); pass --size H W") from None
+    width = max(len(r["name"]) for r in rows) if rows else 4
+    print(f"input {tuple(x.shape)}; '*' = usual CAM layer choice")
+    for r in rows:
+        shape = "-" if r["shape"] is None else str(r["shape"]).replace(" ", "")
+        runs = f" (runs {r['calls']}x: not usable as a CAM layer)" if r["calls"] > 1 else ""
+        print(f"{'*' if r['suggested'] else ' '} {r['name']:<{width}}  {r['type']:<20} {shape}{runs}")
+    picks = [r["name"] for r in rows if r["suggested"]]
+    print(f"suggested --layer: {', '.join(picks) if picks else '(none: no 4-D activations)'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- explain
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "target"
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """``areacam explain``: check everything, compute all maps, then write them at once."""
+    from .layers import resolve_layer
+    from .viz import COLORMAPS, save_png
+
+    method = get_method(args.method)
+    targets = parse_targets(args.target)
+    if args.colormap not in COLORMAPS:
+        raise InputError(f"unknown --colormap {args.colormap!r}; e.g. jet, viridis, inferno")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {args.out!r} exists and is not a folder")
+    model = load_model(args.model, args.weights)
+    if method.needs_layer and args.layer:
+        resolve_layer(model, args.layer)
+    size = tuple(args.size) if args.size else default_size(model)
+    x = read_images(args.image, size, input_channels(model))
+    explainer = make_explainer(method, model, args.layer)
+    try:
+        expl = explainer(x, targets)
+    except RuntimeError as err:
+        raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {_one_line(err)}") from None
+    overlays = expl.overlay(x, colormap=args.colormap)
+    report = {"model": args.model, "weights": args.weights, "method": method.name, "layer": args.layer,
+              "size": list(x.shape[-2:]), "images": []}
+    files: dict[str, object] = {}
+    stems = _unique_stems(args.image)
+    for b, path in enumerate(args.image):
+        entry = {"image": path, "targets": []}
+        for k, spec in enumerate(args.target):
+            base = f"{stems[b]}_{method.name.replace('+', 'p')}_{k}_{_slug(spec)}"
+            files[f"{base}.png"] = overlays[b, k]
+            files[f"{base}_map.npy"] = expl.maps[b, k].numpy().astype(np.float32)
+            files[f"{base}_raw.npy"] = expl.raw[b, k].detach().float().numpy()
+            entry["targets"].append(
+                {"spec": spec, "target": repr(expl.targets[k]), "score": float(expl.scores[b, k]),
+                 "degenerate": bool(expl.degenerate[b, k]), "overlay": f"{base}.png",
+                 "map": f"{base}_map.npy", "raw": f"{base}_raw.npy"}
+            )
+        report["images"].append(entry)
+    files["scores.json"] = report
+    _write_all(out, files, save_png)
+    print(f"areacam explain: wrote {len(files)} files to {out}")
+    return 0
+
+
+def _unique_stems(paths: list[str]) -> list[str]:
+    stems: list[str] = []
+    for path in paths:
+        stem = _slug(Path(path).stem)
+        stems.append(stem if stem not in stems else f"{stem}-{len(stems)}")
+    return stems
+
+
+def _write_all(out: Path, files: dict[str, object], save_png) -> None:
+    """Write every file into a temp folder next to ``out``, then move them in (no partial output)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".areacam-", dir=out.parent))
+    try:
+        for name, value in files.items():
+            if name.endswith(".png"):
+                save_png(tmp / name, value)
+            elif name.endswith(".npy"):
+                np.save(tmp / name, value)
+            else:
+                (tmp / name).write_text(json.dumps(value, indent=2))
+        if not out.exists():
+            os.replace(tmp, out)
+            return
+        for name in files:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
+def _one_line(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    text = " ".join(str(text).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 bad input, 1 unexpected failure)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    prog = f"areacam {args.command}"
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+        if args.command == "explain":
+            return run_explain(args)
+        return run_layers(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if os.environ.get("AREACAM_DEBUG"):
+            raise
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - never a traceback on the command line
+        if os.environ.get("AREACAM_DEBUG"):
+            raise
+        print(f"{prog}: failed: {type(err).__name__}: {_one_line(err)} (AREACAM_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The result of an explainer call, and the map normalisation every explainer shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["Explanation", "normalize_maps", "upsample"]
+
+# A map whose range is below this fraction of its magnitude is constant up to rounding.
+_FLAT = 1e-6
+
+
+def upsample(raw: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of ``(B, K, h, w)`` maps to ``size`` (``align_corners=False``)."""
+    if tuple(raw.shape[-2:]) == tuple(size):
+        return raw
+    return F.interpolate(raw, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
+    """Min-max normalise each ``(H, W)`` map of ``(B, K, H, W)`` to ``[0, 1]``.
+
+    Returns ``(maps, degenerate)``: a constant map (range 0, or below 1e-6 of its magnitude) is all
+    zeros and flagged ``True`` in the ``(B, K)`` bool tensor.
+    """
+    flat = maps.flatten(2)
+    low = flat.amin(dim=2, keepdim=True)
+    high = flat.amax(dim=2, keepdim=True)
+    span = high - low
+    scale = torch.maximum(high.abs(), low.abs())
+    degenerate = (span <= _FLAT * scale) | ~torch.isfinite(span)
+    normalized = torch.where(degenerate, torch.zeros_like(flat), (flat - low) / torch.where(degenerate, 1, span))
+    return normalized.view_as(maps).clamp_(0, 1), degenerate.squeeze(2)
+
+
+@dataclass
+class Explanation:
+    """What an explainer returns for ``B`` images and ``K`` targets.
+
+    - ``maps``: ``(B, K, H, W)`` in ``[0, 1]`` at the input's size.
+    - ``raw``: CAMs ``(B, K, h, w)`` at the layer's size; gradient methods ``(B, K, C, H, W)``
+      signed input gradients; Lime ``(B, K, S)`` signed segment weights.
+    - ``scores``: ``(B, K)`` target scores of the explained forward pass.
+    - ``degenerate``: ``(B, K)`` bool, the map is constant and carries no information.
+    - ``segments``: Lime only, ``(B, H, W)`` superpixel labels.
+    - ``targets``: the targets, in column order (used for figure titles).
+    """
+
+    maps: Tensor
+    raw: Tensor
+    scores: Tensor
+    degenerate: Tensor
+    segments: Tensor | None = None
+    targets: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.maps.shape[0]
+
+    def overlay(self, images: Tensor | np.ndarray, colormap: str = "jet", alpha: float = 0.5) -> np.ndarray:
+        """Heatmaps over ``images`` ``(B, C, H, W)``: a ``(B, K, H, W, 3)`` uint8 RGB array."""
+        from .viz import overlay, to_rgb
+
+        rgb = to_rgb(images)
+        if rgb.shape[0] != self.maps.shape[0]:
+            raise ValueError(f"got {rgb.shape[0]} images for an explanation of {self.maps.shape[0]}")
+        maps = self.maps.detach().cpu().numpy()
+        return np.stack(
+            [np.stack([overlay(img, m, colormap=colormap, alpha=alpha) for m in row]) for img, row in zip(rgb, maps)]
+        )
+
+    def plot(
+        self,
+        images: Tensor | np.ndarray,
+        path: str | Path | None = None,
+        titles: list[str] | None = None,
+        colormap: str = "jet",
+        alpha: float = 0.5,
+    ) -> Figure:
+        """Grid figure, rows = images, columns = input then one overlay per target; saved if ``path``."""
+        from .viz import grid_figure
+
+        titles = titles or [repr(target) for target in self.targets] or [f"target {k}" for k in range(self.maps.shape[1])]
+        return grid_figure(self.overlay(images, colormap=colormap, alpha=alpha), images, titles, path=path)

@@ -1,0 +1,56 @@
+"""Model state during an explanation call, and checks of what the caller passes in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["explaining", "check_input", "model_device_dtype"]
+
+
+@contextmanager
+def explaining(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode with gradients enabled; restore every module's flag afterwards.
+
+    Each module's own ``training`` flag is saved and put back (a model in train mode with one
+    frozen BatchNorm stays that way), also when the body raises.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        with torch.enable_grad():
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
+    """Device and floating dtype of the model's first parameter or buffer (``None`` if it has none)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return None, None
+
+
+def check_input(model: nn.Module, x: object) -> Tensor:
+    """Check that ``x`` is a finite float ``(B, C, H, W)`` tensor on the model's device and dtype."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be 4-D (B, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a float tensor, got {x.dtype}; e.g. x.float() / 255 for images")
+    if x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(f"x is empty: shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or inf")
+    device, dtype = model_device_dtype(model)
+    if device is not None and x.device != device:
+        raise ValueError(f"x is on {x.device} but the model is on {device}; move x with x.to({str(device)!r})")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"x is {x.dtype} but the model's parameters are {dtype}; pass x.to({dtype})")
+    return x

@@ -1,0 +1,407 @@
+"""Targets: turn a model output into one score per sample, shape ``(B,)``.
+
+A target is a small callable ``target(output, inputs) -> (B,)``. ``output`` is whatever the model
+returned (tensor, tuple, dict); ``inputs`` is the explained ``(B, C, H, W)`` batch, which only
+:class:`ReconstructionError` reads. Every explainer accepts one target or a list of ``K`` targets and
+evaluates all of them on the same forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+OutputSelector = Union[None, int, str, Callable[[Any], Tensor]]
+MaskLike = Union[Tensor, np.ndarray]
+Box = tuple[int, int, int, int]
+
+__all__ = [
+    "Target",
+    "Class",
+    "Area",
+    "Pixel",
+    "Segment",
+    "Latent",
+    "ReconstructionError",
+    "Score",
+    "select_output",
+    "as_target_list",
+]
+
+
+def select_output(output: Any, selector: OutputSelector) -> Tensor:
+    """Pick the tensor a target reads from a model output.
+
+    ``None`` takes a tensor as is, a dict's ``"out"`` entry or element 0 of a tuple/list; an int or
+    str indexes a tuple/list/dict; a callable is applied to the whole output.
+    """
+    if callable(selector):
+        picked = selector(output)
+    elif selector is None:
+        if isinstance(output, Tensor):
+            picked = output
+        elif isinstance(output, Mapping):
+            if "out" not in output:
+                raise KeyError(
+                    f"model returned a dict without an 'out' entry (keys: {sorted(map(str, output))}); "
+                    "pass output=<key> to the target"
+                )
+            picked = output["out"]
+        elif isinstance(output, (tuple, list)) and len(output) > 0:
+            picked = output[0]
+        else:
+            raise TypeError(f"cannot read a tensor from a model output of type {type(output).__name__}")
+    elif isinstance(output, Tensor):
+        raise TypeError(
+            f"output={selector!r} reads part of a structured output, but the model returned a single "
+            f"tensor of shape {tuple(output.shape)}; use output=None"
+        )
+    elif isinstance(output, Mapping):
+        if selector not in output:
+            raise KeyError(f"output={selector!r} is not a key of the model output (keys: {list(output)})")
+        picked = output[selector]
+    elif isinstance(output, (tuple, list)):
+        if not isinstance(selector, int):
+            raise TypeError(f"output={selector!r}: a {type(output).__name__} output is indexed by int")
+        if not -len(output) <= selector < len(output):
+            raise IndexError(f"output={selector} is out of range for a model output of {len(output)} parts")
+        picked = output[selector]
+    else:
+        raise TypeError(f"cannot index a model output of type {type(output).__name__} with {selector!r}")
+    if not isinstance(picked, Tensor):
+        raise TypeError(f"the selected model output is a {type(picked).__name__}, not a tensor")
+    return picked
+
+
+def _check_box(box: Sequence[int]) -> Box:
+    if len(box) != 4 or not all(isinstance(v, (int, np.integer)) for v in box):
+        raise ValueError(f"box must be 4 ints (top, left, bottom, right), got {box!r}")
+    top, left, bottom, right = (int(v) for v in box)
+    if top < 0 or left < 0:
+        raise ValueError(f"box {box!r} has a negative corner")
+    if bottom <= top or right <= left:
+        raise ValueError(f"box {box!r} is empty: bottom/right are exclusive and must exceed top/left")
+    return top, left, bottom, right
+
+
+class Target:
+    """Base class: ``target(output, inputs)`` returns a ``(B,)`` score tensor."""
+
+    output: OutputSelector = None
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Score of the selected output ``out``: ``(B,)``."""
+        raise NotImplementedError
+
+    def select(self, output: Any) -> Tensor:
+        """The part of the model output this target reads."""
+        return select_output(output, self.output)
+
+    def __call__(self, output: Any, inputs: Tensor) -> Tensor:
+        scores = self.score(self.select(output), inputs)
+        batch = inputs.shape[0]
+        if not isinstance(scores, Tensor) or scores.shape != (batch,):
+            shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+            raise ValueError(f"{self!r} returned scores of shape {shape}; expected ({batch},)")
+        return scores
+
+
+class Class(Target):
+    """``logits[:, index]`` of a ``(B, N)`` output; ``index=None``: each sample's argmax.
+
+    ``index`` is an int or a sequence of exactly ``B`` ints (one per sample).
+    """
+
+    def __init__(self, index: int | Sequence[int] | Tensor | None = None, output: OutputSelector = None):
+        if isinstance(index, Tensor):
+            index = index.tolist()
+        if isinstance(index, (bool, float)) or (
+            index is not None and not isinstance(index, (int, np.integer, Sequence))
+        ):
+            raise TypeError(f"Class index must be an int, a sequence of ints or None, got {index!r}")
+        self.index = index
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"Class({self.index!r})"
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:
+        if out.dim() != 2:
+            raise ValueError(
+                f"Class needs a (B, N) output, got shape {tuple(out.shape)}; for a dense output use "
+                "Area, Pixel or Segment"
+            )
+        batch, classes = out.shape
+        if self.index is None:
+            idx = out.detach().argmax(dim=1)
+        else:
+            values = [self.index] if isinstance(self.index, (int, np.integer)) else list(self.index)
+            if not isinstance(self.index, (int, np.integer)) and len(values) != batch:
+                raise ValueError(f"Class got {len(values)} indices for a batch of {batch}; give one per sample")
+            bad = [v for v in values if not -classes <= int(v) < classes]
+            if bad:
+                raise IndexError(f"class index {bad[0]} is out of range for an output of {classes} classes")
+            idx = torch.tensor([int(v) % classes for v in values], device=out.device).expand(batch)
+        return out.gather(1, idx.view(batch, 1)).squeeze(1)
+
+
+class _Region:
+    """A region of a dense ``(B, C, H, W)`` output: a box, a mask, or everything."""
+
+    def __init__(self, mask: MaskLike | None, box: Sequence[int] | None):
+        if mask is not None and box is not None:
+            raise ValueError("give a mask or a box, not both")
+        self.box = _check_box(box) if box is not None else None
+        self.mask = _as_mask(mask) if mask is not None else None
+
+    def weights(self, out: Tensor) -> Tensor | None:
+        """Region weights broadcastable to ``out`` ``(B, C, H, W)``, or ``None`` for everything."""
+        h, w = out.shape[-2:]
+        if self.box is not None:
+            top, left, bottom, right = self.box
+            if bottom > h or right > w:
+                raise ValueError(f"box {self.box} reaches outside the output of size ({h}, {w})")
+            weights = out.new_zeros((1, 1, h, w))
+            weights[..., top:bottom, left:right] = 1
+            return weights
+        if self.mask is None:
+            return None
+        mask = self.mask
+        if mask.shape[-2:] != (h, w) or (mask.dim() == 3 and mask.shape[0] not in (1, out.shape[0])):
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not fit the output: expected ({h}, {w}) or "
+                f"({out.shape[0]}, {h}, {w})"
+            )
+        mask = mask.to(device=out.device, dtype=out.dtype)
+        return mask.view(-1, 1, h, w)
+
+    def describe(self) -> str:
+        if self.box is not None:
+            return f"box={self.box}"
+        return "mask" if self.mask is not None else "all"
+
+
+def _as_mask(mask: MaskLike) -> Tensor:
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(np.ascontiguousarray(mask))
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a tensor or numpy array, got {type(mask).__name__}")
+    if mask.dim() not in (2, 3):
+        raise ValueError(f"mask must be (H, W) or (B, H, W), got shape {tuple(mask.shape)}")
+    mask = mask.detach().float()
+    if not torch.isfinite(mask).all():
+        raise ValueError("mask contains NaN or inf")
+    if (mask < 0).any():
+        raise ValueError("mask weights must be >= 0")
+    if not (mask > 0).any():
+        raise ValueError("mask is empty: no pixel has a positive weight")
+    return mask
+
+
+def _dense(out: Tensor, name: str) -> Tensor:
+    if out.dim() == 3:
+        return out.unsqueeze(1)
+    if out.dim() != 4:
+        raise ValueError(f"{name} needs a dense (B, C, H, W) output, got shape {tuple(out.shape)}")
+    return out
+
+
+def _check_channel(channel: int | None, channels: int, what: str = "channel") -> None:
+    if channel is not None and not -channels <= channel < channels:
+        raise IndexError(f"{what} {channel} is out of range for an output of {channels} channels")
+
+
+class Area(Target):
+    """Sum (or mean) of a ``(B, C, H, W)`` output over a region.
+
+    ``box=(top, left, bottom, right)`` slices ``out[..., top:bottom, left:right]``; ``mask`` is an
+    ``(H, W)`` or ``(B, H, W)`` bool/float array at the output's size (floats are weights); neither
+    means the whole output. ``channel`` picks one channel, ``None`` sums all.
+    """
+
+    def __init__(
+        self,
+        mask: MaskLike | None = None,
+        box: Sequence[int] | None = None,
+        channel: int | None = None,
+        reduce: str = "sum",
+        output: OutputSelector = None,
+    ):
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        if channel is not None and not isinstance(channel, (int, np.integer)):
+            raise TypeError(f"channel must be an int or None, got {channel!r}")
+        self.region = _Region(mask, box)
+        self.channel = channel
+        self.reduce = reduce
+        self.output = output
+
+    def __repr__(self) -> str:
+        channel = "" if self.channel is None else f", channel={self.channel}"
+        return f"{type(self).__name__}({self.region.describe()}{channel})"
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:
+        out = _dense(out, type(self).__name__)
+        _check_channel(self.channel, out.shape[1])
+        if self.channel is not None:
+            out = out[:, self.channel : self.channel + 1]
+        weights = self.region.weights(out)
+        if weights is None:
+            total = out.flatten(1).sum(1)
+            count = out[0].numel()
+        else:
+            total = (out * weights).flatten(1).sum(1)
+            count = weights.flatten(1).sum(1) * out.shape[1]
+        return total / count if self.reduce == "mean" else total
+
+
+class Pixel(Area):
+    """The single output pixel ``(y, x)``: an :class:`Area` of one pixel."""
+
+    def __init__(self, y: int, x: int, channel: int | None = None, output: OutputSelector = None):
+        super().__init__(box=(y, x, y + 1, x + 1), channel=channel, output=output)
+        self.y, self.x = y, x
+
+    def __repr__(self) -> str:
+        channel = "" if self.channel is None else f", channel={self.channel}"
+        return f"Pixel({self.y}, {self.x}{channel})"
+
+
+class Segment(Target):
+    """Seg-Grad-CAM: sum of ``logits[:, cls]`` over the pixels predicted as ``cls`` inside a region.
+
+    Prediction is the argmax over channels; for a single-channel binary output, ``cls`` must be 0
+    and the predicted pixels are those with logit > 0. The region is a ``box`` or ``mask`` as for
+    :class:`Area` (default: the whole image). No predicted pixel gives a zero score and a
+    degenerate map.
+    """
+
+    def __init__(
+        self,
+        cls: int,
+        mask: MaskLike | None = None,
+        box: Sequence[int] | None = None,
+        output: OutputSelector = None,
+    ):
+        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)):
+            raise TypeError(f"Segment class must be an int, got {cls!r}")
+        self.cls = int(cls)
+        self.region = _Region(mask, box)
+        self.output = output
+
+    def __repr__(self) -> str:
+        region = "" if self.region.describe() == "all" else f", {self.region.describe()}"
+        return f"Segment({self.cls}{region})"
+
+    def predicted(self, out: Tensor) -> Tensor:
+        """``(B, 1, H, W)`` float mask of the pixels predicted as ``cls``."""
+        out = _dense(out, "Segment")
+        channels = out.shape[1]
+        if channels == 1:
+            if self.cls != 0:
+                raise IndexError(f"a single-channel output has only class 0, got Segment({self.cls})")
+            return (out.detach() > 0).to(out.dtype)
+        _check_channel(self.cls, channels, "Segment class")
+        if self.cls < 0:
+            raise IndexError(f"Segment class {self.cls} must be >= 0")
+        return (out.detach().argmax(dim=1, keepdim=True) == self.cls).to(out.dtype)
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:
+        pixels = self.predicted(out)
+        out = _dense(out, "Segment")
+        logits = out[:, self.cls : self.cls + 1]
+        weights = self.region.weights(logits)
+        if weights is not None:
+            pixels = pixels * weights
+        return (logits * pixels).flatten(1).sum(1)
+
+
+class Latent(Target):
+    """``out[:, index]`` of a ``(B, D)`` part of a structured output, e.g. a VAE's ``mu``."""
+
+    def __init__(self, index: int, output: OutputSelector = 1):
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Latent index must be an int, got {index!r}")
+        self.index = int(index)
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"Latent({self.index})"
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:
+        if out.dim() != 2:
+            raise ValueError(f"Latent needs a (B, D) output part, got shape {tuple(out.shape)}")
+        if not -out.shape[1] <= self.index < out.shape[1]:
+            raise IndexError(f"latent index {self.index} is out of range for {out.shape[1]} dimensions")
+        return out[:, self.index]
+
+
+class ReconstructionError(Target):
+    """Sum of squared error between the output and the input over a region.
+
+    The input is the fixed reference (no gradient flows through it): the explanation shows which
+    inputs make the model's reconstruction of the region go wrong.
+    """
+
+    def __init__(
+        self, mask: MaskLike | None = None, box: Sequence[int] | None = None, output: OutputSelector = 0
+    ):
+        self.region = _Region(mask, box)
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"ReconstructionError({self.region.describe()})"
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:
+        if out.shape != inputs.shape:
+            raise ValueError(
+                f"ReconstructionError needs an output shaped like the input {tuple(inputs.shape)}, "
+                f"got {tuple(out.shape)}"
+            )
+        error = (out - inputs.detach().to(out.dtype)) ** 2
+        weights = self.region.weights(error)
+        if weights is not None:
+            error = error * weights
+        return error.flatten(1).sum(1)
+
+
+class Score(Target):
+    """Any score: ``fn(output)`` must return a ``(B,)`` tensor (``output`` is the selected part)."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], output: OutputSelector = None):
+        if not callable(fn):
+            raise TypeError(f"Score needs a callable, got {fn!r}")
+        self.fn = fn
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"Score({getattr(self.fn, '__name__', 'fn')})"
+
+    def select(self, output: Any) -> Any:
+        # A custom score may read any structure: by default it sees the whole model output.
+        return output if self.output is None else select_output(output, self.output)
+
+    def score(self, out: Tensor, inputs: Tensor) -> Tensor:
+        return self.fn(out)
+
+
+def as_target_list(targets: Target | Sequence[Target]) -> list[Target]:
+    """Normalise one target or a sequence of them to a non-empty list, checking types."""
+    if isinstance(targets, Target):
+        return [targets]
+    if targets is None or isinstance(targets, (str, bytes)) or not isinstance(targets, Sequence):
+        raise TypeError(
+            f"targets must be a Target or a list of them, got {type(targets).__name__}; "
+            "e.g. ac.Class(3) or [ac.Area(box=(0, 0, 8, 8))]"
+        )
+    targets = list(targets)
+    if not targets:
+        raise ValueError("no targets given: pass at least one Target")
+    for target in targets:
+        if not isinstance(target, Target):
+            raise TypeError(f"{target!r} is not a Target; wrap a function as ac.Score(fn)")
+    return targets
