@@ -1,0 +1,172 @@
+"""Gradient methods: equality with captum, exact receptive fields, SmoothGrad conventions."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import areacam as ac
+
+captum_attr = pytest.importorskip("captum.attr")
+
+BOX = (8, 16, 24, 40)
+
+
+def _without_inplace(model: nn.Module) -> nn.Module:
+    plain = copy.deepcopy(model)
+    for module in plain.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    return plain
+
+
+def test_saliency_equals_captum_class(resnet, images):
+    expl = ac.Saliency(resnet)(images, [ac.Class(3), ac.Class(8)])
+    for k, cls in enumerate((3, 8)):
+        ref = captum_attr.Saliency(resnet).attribute(images, target=cls, abs=False)
+        torch.testing.assert_close(expl.raw[:, k], ref, rtol=1e-4, atol=1e-8)
+    torch.testing.assert_close(expl.maps, _normalized(expl.raw.abs().amax(2)))
+
+
+def _normalized(maps: torch.Tensor) -> torch.Tensor:
+    low = maps.flatten(2).amin(2)[..., None, None]
+    high = maps.flatten(2).amax(2)[..., None, None]
+    return (maps - low) / (high - low)
+
+
+def test_guided_backprop_equals_captum_with_inplace_relus(resnet, images):
+    assert any(getattr(m, "inplace", False) for m in resnet.modules())
+    expl = ac.GuidedBackprop(resnet)(images, [ac.Class(3), ac.Class()])
+    # captum's backward hooks need out-of-place ReLUs: compare on a copy without them
+    reference = captum_attr.GuidedBackprop(_without_inplace(resnet))
+    predicted = resnet(images).argmax(1)
+    torch.testing.assert_close(expl.raw[:, 0], reference.attribute(images, target=3), rtol=1e-4, atol=1e-8)
+    torch.testing.assert_close(expl.raw[:, 1], reference.attribute(images, target=predicted), rtol=1e-4, atol=1e-8)
+    assert all(m.inplace for m in resnet.modules() if isinstance(m, nn.ReLU))
+
+
+def test_guided_backprop_differs_from_saliency(resnet, images):
+    guided = ac.GuidedBackprop(resnet)(images, ac.Class(3)).raw
+    plain = ac.Saliency(resnet)(images, ac.Class(3)).raw
+    assert not torch.allclose(guided, plain)
+
+
+class RegionSum(nn.Module):
+    """captum wrapper: the sum of one output channel over a box, per sample."""
+
+    def __init__(self, model: nn.Module, box, channel: int):
+        super().__init__()
+        self.model, self.box, self.channel = model, box, channel
+
+    def forward(self, x):
+        top, left, bottom, right = self.box
+        return self.model(x)[:, self.channel, top:bottom, left:right].sum(dim=(1, 2))
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(ac.Saliency, "Saliency"), (ac.GuidedBackprop, "GuidedBackprop")])
+def test_area_targets_equal_captum_wrapper(unet, ours, theirs):
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(11))
+    region = RegionSum(_without_inplace(unet), BOX, channel=0)
+    expl = ours(unet)(x, [ac.Area(box=BOX, channel=0), ac.Pixel(40, 10, channel=2)])
+    method = getattr(captum_attr, theirs)(region)
+    kwargs = {"abs": False} if theirs == "Saliency" else {}
+    torch.testing.assert_close(expl.raw[:, 0], method.attribute(x, **kwargs), rtol=1e-4, atol=1e-8)
+
+
+def test_guided_gradcam_equals_captum_bilinear(resnet, images):
+    expl = ac.GuidedGradCAM(resnet, "layer3")(images, ac.Class(4))
+    plain = _without_inplace(resnet)
+    ref = captum_attr.GuidedGradCam(plain, plain.layer3).attribute(images, target=4, interpolate_mode="bilinear")
+    torch.testing.assert_close(expl.raw[:, 0], ref, rtol=1e-4, atol=1e-9)
+
+
+def test_input_x_gradient_equals_captum(resnet, images):
+    expl = ac.InputXGradient(resnet)(images, ac.Class(5))
+    ref = captum_attr.InputXGradient(resnet).attribute(images, target=5)
+    torch.testing.assert_close(expl.raw[:, 0], ref, rtol=1e-4, atol=1e-8)
+
+
+class TwoConvs(nn.Module):
+    """Two 3x3 convolutions: each output pixel sees a 5x5 input window."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(self.relu(self.conv1(x)))
+
+
+METHODS = [
+    ac.Saliency,
+    ac.GuidedBackprop,
+    ac.InputXGradient,
+    lambda m: ac.SmoothGrad(m, samples=3, noise=0.1, random_state=0),
+    lambda m: ac.GuidedGradCAM(m, "conv1"),
+]
+
+
+@pytest.mark.parametrize("make", METHODS)
+@pytest.mark.parametrize("target", [ac.Pixel(9, 12, channel=1), ac.Area(box=(3, 4, 7, 9)), ac.Area(box=(0, 0, 2, 3))])
+def test_gradient_is_zero_outside_the_receptive_field(make, target):
+    torch.manual_seed(0)
+    model = TwoConvs().eval()
+    with torch.no_grad():
+        model.conv1.bias.fill_(0.5)  # most units active, so the window is really non-zero
+    x = torch.rand(1, 2, 16, 20, generator=torch.Generator().manual_seed(0)) + 0.1
+    raw = make(model)(x, target).raw[0, 0]
+    top, left, bottom, right = target.region.box
+    inside = torch.zeros(16, 20, dtype=torch.bool)
+    inside[max(top - 2, 0) : bottom + 2, max(left - 2, 0) : right + 2] = True
+    assert torch.count_nonzero(raw[:, ~inside]) == 0
+    assert torch.count_nonzero(raw[:, inside]) > 0
+
+
+def test_smoothgrad_reproducible_and_reduces_to_saliency(resnet, images):
+    first = ac.SmoothGrad(resnet, samples=3, random_state=7)(images, ac.Class(2))
+    second = ac.SmoothGrad(resnet, samples=3, random_state=7)(images, ac.Class(2))
+    other = ac.SmoothGrad(resnet, samples=3, random_state=8)(images, ac.Class(2))
+    assert torch.equal(first.raw, second.raw)
+    assert not torch.allclose(first.raw, other.raw)
+    plain = ac.Saliency(resnet)(images, [ac.Class(2), ac.Class(6)])
+    smooth = ac.SmoothGrad(resnet, samples=1, noise=0.0)(images, [ac.Class(2), ac.Class(6)])
+    torch.testing.assert_close(smooth.raw, plain.raw)
+    torch.testing.assert_close(smooth.scores, plain.scores)
+
+
+def test_smoothgrad_chunks_do_not_change_the_result(resnet, images):
+    whole = ac.SmoothGrad(resnet, samples=4, random_state=3, chunk=64)(images, ac.Class(1))
+    pieces = ac.SmoothGrad(resnet, samples=4, random_state=3, chunk=2)(images, ac.Class(1))
+    torch.testing.assert_close(whole.raw, pieces.raw, rtol=1e-4, atol=1e-7)
+
+
+def test_smoothgrad_arguments():
+    model = TwoConvs()
+    with pytest.raises(ValueError, match="samples"):
+        ac.SmoothGrad(model, samples=0)
+    with pytest.raises(ValueError, match="noise"):
+        ac.SmoothGrad(model, noise=-0.1)
+
+
+def test_reconstruction_error_and_latent_gradients(autoencoder):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    expl = ac.Saliency(autoencoder)(x, [ac.ReconstructionError(box=(0, 0, 8, 8)), ac.Latent(2)])
+    # the input is the fixed reference: the gradient flows through the model only
+    inputs = x.clone().requires_grad_(True)
+    recon = autoencoder(inputs)[0]
+    ((recon - x)[..., 0:8, 0:8] ** 2).sum().backward()
+    torch.testing.assert_close(expl.raw[:, 0], inputs.grad, rtol=1e-4, atol=1e-8)
+    assert expl.raw.shape == (2, 2, 3, 32, 32)
+
+
+def test_guided_backprop_warns_without_relu_modules():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.GELU(), nn.Flatten(), nn.Linear(2 * 8 * 8, 3))
+    x = torch.rand(1, 1, 8, 8)
+    with pytest.warns(UserWarning, match="no nn.ReLU"):
+        guided = ac.GuidedBackprop(model)(x, ac.Class(0))
+    torch.testing.assert_close(guided.raw, ac.Saliency(model)(x, ac.Class(0)).raw)
