@@ -1,0 +1,215 @@
+"""Pictures: heatmap overlays, signed-gradient images and grid figures (numpy only from here on)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from torch import Tensor
+
+__all__ = [
+    "overlay",
+    "to_rgb",
+    "gradient_image",
+    "grid_figure",
+    "region_figure",
+    "draw_box",
+    "save_figure",
+    "save_png",
+    "COLORMAPS",
+]
+
+COLORMAPS = {
+    name.removeprefix("COLORMAP_").lower(): getattr(cv2, name) for name in dir(cv2) if name.startswith("COLORMAP_")
+}
+
+
+def to_rgb(images: Tensor | np.ndarray) -> np.ndarray:
+    """Images as ``(B, H, W, 3)`` uint8 RGB.
+
+    Accepts ``(B, C, H, W)`` / ``(C, H, W)`` tensors or arrays with C = 1 or 3 (float in [0, 1], or
+    any float range, which is min-max scaled per image; uint8 as is) and ``(B, H, W, 3)`` /
+    ``(H, W, 3)`` / ``(H, W)`` arrays.
+    """
+    if isinstance(images, Tensor):
+        images = images.detach().float().cpu().numpy()
+    images = np.asarray(images)
+    channels_first = images.ndim >= 3 and images.shape[-3] in (1, 3) and images.shape[-1] not in (1, 3)
+    if images.ndim == 2:
+        images = images[None, :, :, None]
+    elif images.ndim == 3:
+        images = images[None]
+        images = np.moveaxis(images, 1, -1) if channels_first else images
+    elif images.ndim == 4:
+        images = np.moveaxis(images, 1, -1) if channels_first else images
+    else:
+        raise ValueError(f"cannot draw images of shape {images.shape}")
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    if images.shape[-1] != 3:
+        raise ValueError(f"images need 1 or 3 channels, got shape {images.shape}")
+    if images.dtype == np.uint8:
+        return images
+    images = images.astype(np.float32)
+    out = np.empty(images.shape, dtype=np.uint8)
+    for i, img in enumerate(images):
+        low, high = float(img.min()), float(img.max())
+        if low < 0 or high > 1:  # not in [0, 1]: stretch this image
+            img = (img - low) / (high - low) if high > low else np.zeros_like(img)
+        out[i] = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def overlay(
+    image: Tensor | np.ndarray, map: Tensor | np.ndarray, colormap: str = "jet", alpha: float = 0.5
+) -> np.ndarray:
+    """Blend a ``[0, 1]`` heatmap over an image: ``(H, W, 3)`` uint8 RGB.
+
+    ``image`` is ``(H, W, 3)`` / ``(H, W)`` / ``(C, H, W)``; ``map`` is ``(h, w)`` in ``[0, 1]``,
+    resized to the image if needed. ``colormap`` names an OpenCV colormap (``"jet"``, ``"viridis"``...),
+    ``alpha`` is the heatmap's weight.
+    """
+    if colormap not in COLORMAPS:
+        raise ValueError(f"unknown colormap {colormap!r}; choose from {sorted(COLORMAPS)}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    rgb = to_rgb(image)[0]
+    if isinstance(map, Tensor):
+        map = map.detach().float().cpu().numpy()
+    heat = np.asarray(map, dtype=np.float32)
+    if heat.ndim != 2:
+        raise ValueError(f"map must be (H, W), got shape {heat.shape}")
+    if not np.isfinite(heat).all():
+        raise ValueError("map contains NaN or inf")
+    if heat.shape != rgb.shape[:2]:
+        heat = cv2.resize(heat, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    heat = np.round(np.clip(heat, 0, 1) * 255).astype(np.uint8)
+    colored = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
+    blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colored.astype(np.float32)
+    return np.round(blended).clip(0, 255).astype(np.uint8)
+
+
+def gradient_image(raw: Tensor | np.ndarray) -> np.ndarray:
+    """The usual guided-backprop picture of a signed ``(C, H, W)`` gradient: ``(H, W, 3)`` uint8.
+
+    The gradient is centred on 0.5 grey and scaled so that its largest magnitude reaches 0 or 1.
+    """
+    if isinstance(raw, Tensor):
+        raw = raw.detach().float().cpu().numpy()
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.ndim != 3:
+        raise ValueError(f"gradient must be (C, H, W), got shape {raw.shape}")
+    peak = float(np.abs(raw).max())
+    img = 0.5 + 0.5 * raw / peak if peak > 0 else np.full_like(raw, 0.5)
+    return to_rgb(img[None])[0]
+
+
+def grid_figure(
+    panels: np.ndarray,
+    images: Tensor | np.ndarray | None = None,
+    titles: Sequence[str] | None = None,
+    path: str | Path | None = None,
+    cell: float = 2.2,
+):
+    """Figure of ``panels`` ``(B, K, H, W, 3)``: rows = images, columns = targets.
+
+    With ``images`` a first column shows the input. Saved as PNG to ``path`` if given.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    panels = np.asarray(panels)
+    if panels.ndim != 5:
+        raise ValueError(f"panels must be (B, K, H, W, 3), got shape {panels.shape}")
+    rows, cols = panels.shape[:2]
+    first = 0 if images is None else 1
+    fig, axes = plt.subplots(rows, cols + first, figsize=(cell * (cols + first), cell * rows), squeeze=False)
+    inputs = to_rgb(images) if images is not None else None
+    for r in range(rows):
+        if inputs is not None:
+            axes[r, 0].imshow(inputs[r])
+            if r == 0:
+                axes[r, 0].set_title("input", fontsize=9)
+        for k in range(cols):
+            axes[r, k + first].imshow(panels[r, k])
+            if r == 0 and titles is not None and k < len(titles):
+                axes[r, k + first].set_title(str(titles[k]), fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Save ``fig`` as PNG atomically (a temp file renamed into place), then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        plt.close(fig)
+    return path
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an ``(H, W, 3)`` uint8 RGB array as PNG atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {rgb.shape} as PNG")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def draw_box(image: np.ndarray, box: Sequence[int], color: tuple[int, int, int] = (255, 0, 0)) -> np.ndarray:
+    """A copy of the ``(H, W, 3)`` uint8 image with the ``(top, left, bottom, right)`` box outlined."""
+    top, left, bottom, right = (int(v) for v in box)
+    out = np.ascontiguousarray(image).copy()
+    cv2.rectangle(out, (left, top), (right - 1, bottom - 1), color, thickness=1)
+    return out
+
+
+def region_figure(
+    image: Tensor | np.ndarray,
+    recon: Tensor | np.ndarray,
+    box: Sequence[int],
+    guided: Tensor | np.ndarray,
+    cam_map: Tensor | np.ndarray,
+    path: str | Path | None = None,
+    alpha: float = 0.5,
+):
+    """How a region of a reconstruction is read: input with the box | reconstruction | guided
+    backprop | area Grad-CAM.
+
+    ``image`` and ``recon`` are ``(C, H, W)``; ``guided`` is the signed ``(C, H, W)`` gradient;
+    ``cam_map`` is the ``(H, W)`` map in ``[0, 1]``. Saved as PNG to ``path`` if given.
+    """
+    rgb = to_rgb(image)[0]
+    panels = np.stack(
+        [
+            draw_box(rgb, box),
+            draw_box(to_rgb(recon)[0], box),
+            gradient_image(guided),
+            draw_box(overlay(rgb, cam_map, alpha=alpha), box),
+        ]
+    )
+    titles = ["input + region", "reconstruction", "guided backprop", "area Grad-CAM"]
+    return grid_figure(panels[None], None, titles, path=path)
