@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import ExitStack, nullcontext
-from typing import ContextManager
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +14,7 @@ from .state import check_input, explaining
 from .targets import Target, as_target_list
 from .vjp import score_targets, target_gradients
 
-__all__ = ["Explainer", "layer_gradients", "input_gradients", "finish"]
+__all__ = ["Explainer", "finish", "input_gradients", "layer_gradients"]
 
 
 class Explainer:
@@ -63,7 +62,7 @@ def input_gradients(
     x: Tensor,
     targets: Target | Sequence[Target],
     batched: bool | None = None,
-    hooks: ContextManager | None = None,
+    hooks: AbstractContextManager | None = None,
 ) -> tuple[Tensor, Tensor, list[Target]]:
     """One forward pass; the input gradient of each target: ``(grads (B, K, C, H, W), scores (B, K))``.
 

@@ -71,12 +71,11 @@ class Explanation:
         from .viz import overlay, to_rgb
 
         rgb = to_rgb(images)
-        if rgb.shape[0] != self.maps.shape[0]:
+        if rgb.shape[0] != self.maps.shape[0]:  # checked here, so zip() below cannot truncate
             raise ValueError(f"got {rgb.shape[0]} images for an explanation of {self.maps.shape[0]}")
         maps = self.maps.detach().cpu().numpy()
-        return np.stack(
-            [np.stack([overlay(img, m, colormap=colormap, alpha=alpha) for m in row]) for img, row in zip(rgb, maps)]
-        )
+        panels = [[overlay(img, m, colormap=colormap, alpha=alpha) for m in row] for img, row in zip(rgb, maps)]
+        return np.stack([np.stack(row) for row in panels])
 
     def plot(
         self,
@@ -89,5 +88,6 @@ class Explanation:
         """Grid figure, rows = images, columns = input then one overlay per target; saved if ``path``."""
         from .viz import grid_figure
 
-        titles = titles or [repr(target) for target in self.targets] or [f"target {k}" for k in range(self.maps.shape[1])]
+        if titles is None:
+            titles = [repr(target) for target in self.targets] or [f"target {k}" for k in range(self.maps.shape[1])]
         return grid_figure(self.overlay(images, colormap=colormap, alpha=alpha), images, titles, path=path)

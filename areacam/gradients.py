@@ -25,7 +25,7 @@ from .explanation import Explanation, upsample
 from .state import check_input
 from .targets import Target, as_target_list
 
-__all__ = ["Saliency", "InputXGradient", "SmoothGrad", "GuidedBackprop", "GuidedGradCAM", "guided_relus"]
+__all__ = ["GuidedBackprop", "GuidedGradCAM", "InputXGradient", "Saliency", "SmoothGrad", "guided_relus"]
 
 
 def gradient_maps(raw: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ import difflib
 import torch
 from torch import Tensor, nn
 
-__all__ = ["resolve_layer", "layer_name", "LayerCapture"]
+__all__ = ["LayerCapture", "layer_name", "resolve_layer"]
 
 
 def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-__all__ = ["explaining", "check_input", "model_device_dtype"]
+__all__ = ["check_input", "explaining", "model_device_dtype"]
 
 
 @contextmanager

@@ -9,27 +9,27 @@ evaluates all of them on the same forward pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-OutputSelector = Union[None, int, str, Callable[[Any], Tensor]]
-MaskLike = Union[Tensor, np.ndarray]
+OutputSelector = int | str | Callable[[Any], Tensor] | None
+MaskLike = Tensor | np.ndarray
 Box = tuple[int, int, int, int]
 
 __all__ = [
-    "Target",
-    "Class",
     "Area",
-    "Pixel",
-    "Segment",
+    "Class",
     "Latent",
+    "Pixel",
     "ReconstructionError",
     "Score",
-    "select_output",
+    "Segment",
+    "Target",
     "as_target_list",
+    "select_output",
 ]
 
 
@@ -127,7 +127,7 @@ class Class(Target):
         self.output = output
 
     def __repr__(self) -> str:
-        return f"Class({self.index!r})"
+        return "Class(argmax)" if self.index is None else f"Class({self.index!r})"
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
         if out.dim() != 2:

@@ -12,15 +12,15 @@ import numpy as np
 from torch import Tensor
 
 __all__ = [
-    "overlay",
-    "to_rgb",
+    "COLORMAPS",
+    "draw_box",
     "gradient_image",
     "grid_figure",
+    "overlay",
     "region_figure",
-    "draw_box",
     "save_figure",
     "save_png",
-    "COLORMAPS",
+    "to_rgb",
 ]
 
 COLORMAPS = {
@@ -158,6 +158,7 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     os.close(handle)
     try:
         fig.savefig(tmp, dpi=dpi, format="png")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

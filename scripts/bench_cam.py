@@ -69,8 +69,8 @@ def bench_regions(repeats: int) -> dict[str, float]:
         finally:
             handle.remove()
         return [
-            torch.autograd.grad(out[:, 1, t:b, l:r].sum(), captured["acts"], retain_graph=True)[0]
-            for t, l, b, r in regions
+            torch.autograd.grad(out[:, 1, top:bottom, left:right].sum(), captured["acts"], retain_graph=True)[0]
+            for top, left, bottom, right in regions
         ]
 
     expected = ours(x, targets).maps[0].numpy()

@@ -90,7 +90,8 @@ def test_segment_equals_semantic_segmentation_target(unet):
 
 def test_k_targets_in_one_call_equal_k_single_calls(unet):
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
-    targets = [ac.Area(box=BOX), ac.Pixel(30, 30, channel=0), ac.Segment(1), ac.Area(mask=_box_mask((64, 64), BOX) * 0.5)]
+    weights = _box_mask((64, 64), BOX) * 0.5
+    targets = [ac.Area(box=BOX), ac.Pixel(30, 30, channel=0), ac.Segment(1), ac.Area(mask=weights)]
     for method in (ac.GradCAM, ac.GradCAMPlusPlus, ac.HiResCAM, ac.LayerCAM):
         explainer = method(unet, "encoder.layer4")
         together = explainer(x, targets)

@@ -26,7 +26,7 @@ def test_unknown_layer_lists_closest_names(resnet):
     ("x", "error", "match"),
     [
         (torch.rand(3, 32, 32), ValueError, "4-D"),
-        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), TypeError, "float tensor, got torch.uint8"),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), TypeError, r"float tensor, got torch\.uint8"),
         (torch.full((1, 3, 32, 32), float("nan")), ValueError, "NaN"),
         (torch.zeros(0, 3, 32, 32), ValueError, "empty"),
         ([[1.0]], TypeError, "torch.Tensor"),
@@ -43,7 +43,7 @@ def test_no_targets_and_wrong_target_types(resnet, images):
     explainer = ac.GradCAM(resnet, "layer4")
     with pytest.raises(ValueError, match="no targets"):
         explainer(images, [])
-    with pytest.raises(TypeError, match="ac.Score"):
+    with pytest.raises(TypeError, match=r"ac\.Score"):
         explainer(images, [lambda out: out[:, 0]])
     with pytest.raises(TypeError, match="Target or a list"):
         explainer(images, 3)
@@ -108,7 +108,9 @@ def test_nan_output_is_an_error_not_a_nan_map():
 
 
 def test_constant_map_is_flagged_not_nan():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
     with torch.no_grad():
         model[0].bias.fill_(-100.0)  # every activation is negative: ReLU zeroes all gradients
     for method in ALL:
