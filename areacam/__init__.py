@@ -8,8 +8,11 @@ Targets turn a model output into per-sample scores; explainers turn scores into 
 """
 
 from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from .embed import Embedding, embed
 from .explanation import Explanation
+from .features import FilterVisualizer, feature_maps, filter_weights
 from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
+from .lime import Lime
 from .targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
 from .viz import gradient_image, grid_figure, overlay, region_figure
 
@@ -19,7 +22,9 @@ __all__ = [
     "Area",
     "CAM",
     "Class",
+    "Embedding",
     "Explanation",
+    "FilterVisualizer",
     "GradCAM",
     "GradCAMPlusPlus",
     "GuidedBackprop",
@@ -28,6 +33,7 @@ __all__ = [
     "InputXGradient",
     "Latent",
     "LayerCAM",
+    "Lime",
     "Pixel",
     "ReconstructionError",
     "Saliency",
@@ -35,6 +41,9 @@ __all__ = [
     "Segment",
     "SmoothGrad",
     "Target",
+    "embed",
+    "feature_maps",
+    "filter_weights",
     "gradient_image",
     "grid_figure",
     "overlay",

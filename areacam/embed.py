@@ -1,0 +1,195 @@
+"""Embeddings of a layer's pooled features: t-SNE / PCA coordinates, a thumbnail scatter, a projector export."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .features import _run, capture
+from .layers import layer_name, resolve_layer
+from .state import check_input, explaining
+from .viz import save_png, to_rgb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["METHODS", "Embedding", "embed", "pooled_features"]
+
+METHODS = ("tsne", "pca")
+_SPRITE_MAX = 8192  # TensorBoard's largest sprite side
+
+
+def pooled_features(model: nn.Module, layer: nn.Module | str, images: Tensor, batch_size: int = 64) -> Tensor:
+    """Global-average-pooled activations of ``layer``: ``(N, C)`` float32 (a ``(N, D)`` output as is).
+
+    The forward pass stops at the layer; the model runs in eval mode under ``torch.no_grad()``.
+    """
+    check_input(model, images)
+    module = resolve_layer(model, layer)
+    what = f"layer {layer_name(model, module)!r}"
+    chunks = []
+    with explaining(model), torch.no_grad(), capture(model, module) as store:
+        for start in range(0, images.shape[0], batch_size):
+            acts = _run(model, images[start : start + batch_size], store, what)
+            if acts.dim() == 4:
+                acts = acts.mean(dim=(2, 3))
+            elif acts.dim() != 2:
+                raise ValueError(f"{what} gives an output of shape {tuple(acts.shape)}; need (B, C, h, w) or (B, D)")
+            chunks.append(acts.detach().float().cpu())
+    return torch.cat(chunks)
+
+
+@dataclass
+class Embedding:
+    """Pooled features of ``N`` images and their low-dimensional coordinates.
+
+    - ``features``: ``(N, D)`` pooled activations; ``coords``: ``(N, dims)``.
+    - ``labels``: ``(N,)`` ints or ``None``; ``thumbnails``: ``(N, t, t, 3)`` uint8.
+    """
+
+    features: np.ndarray
+    coords: np.ndarray
+    labels: np.ndarray | None
+    thumbnails: np.ndarray
+    method: str
+    layer: str = ""
+
+    def figure(self, path: str | Path | None = None, thumbnails: bool = True, zoom: float = 0.6) -> Figure:
+        """Scatter of ``coords`` coloured by label; in 2-D with image thumbnails. Saved as PNG if ``path``."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+        dims = self.coords.shape[1]
+        fig = plt.figure(figsize=(7, 7))
+        ax = fig.add_subplot(111, projection="3d" if dims == 3 else None)
+        if self.labels is not None:
+            points = ax.scatter(*self.coords.T, c=self.labels, cmap="tab10", s=12)
+            ax.legend(*points.legend_elements(), title="label", loc="best", fontsize=7)
+        else:
+            ax.scatter(*self.coords.T, c="tab:blue", s=12)
+        if thumbnails and dims == 2:
+            for (px, py), thumb in zip(self.coords, self.thumbnails):
+                box = AnnotationBbox(OffsetImage(thumb, zoom=zoom), (px, py), frameon=False)
+                ax.add_artist(box)
+        ax.set_title(f"{self.method.upper()} of {self.layer or 'features'}")
+        fig.tight_layout()
+        if path is not None:
+            from .viz import save_figure
+
+            save_figure(fig, path)
+        return fig
+
+    def export(self, directory: str | Path, names: Sequence[str] | None = None) -> Path:
+        """Files the TensorBoard projector opens: ``tensors.tsv`` (the ``(N, D)`` features),
+        ``metadata.tsv``, ``sprite.png`` and ``projector_config.pbtxt``; returns ``directory``.
+
+        ``names`` optionally gives a class name per label value for the metadata.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savetxt(directory / "tensors.tsv", self.features, delimiter="\t", fmt="%.6g")
+        rows = [str(i) for i in range(len(self.features))]
+        if self.labels is not None:  # two columns need a header line
+            named = [names[int(v)] if names is not None else str(int(v)) for v in self.labels]
+            rows = ["index\tlabel"] + [f"{i}\t{name}" for i, name in enumerate(named)]
+        (directory / "metadata.tsv").write_text("\n".join(rows) + "\n")
+        sprite, side = _sprite(self.thumbnails)
+        save_png(directory / "sprite.png", sprite)
+        config = (
+            "embeddings {\n"
+            f'  tensor_name: "{self.layer or "features"}"\n'
+            f"  tensor_shape: {self.features.shape[0]}\n"
+            f"  tensor_shape: {self.features.shape[1]}\n"
+            '  tensor_path: "tensors.tsv"\n'
+            '  metadata_path: "metadata.tsv"\n'
+            "  sprite {\n"
+            '    image_path: "sprite.png"\n'
+            f"    single_image_dim: {side}\n"
+            f"    single_image_dim: {side}\n"
+            "  }\n"
+            "}\n"
+        )
+        (directory / "projector_config.pbtxt").write_text(config)
+        return directory
+
+
+def _sprite(thumbnails: np.ndarray) -> tuple[np.ndarray, int]:
+    """Square sprite of the thumbnails, row-major, shrunk to fit TensorBoard's 8192 px limit."""
+    count, side = len(thumbnails), thumbnails.shape[1]
+    per_row = math.ceil(math.sqrt(count))
+    if per_row * side > _SPRITE_MAX:
+        side = _SPRITE_MAX // per_row
+        thumbnails = np.stack([cv2.resize(t, (side, side), interpolation=cv2.INTER_AREA) for t in thumbnails])
+    sprite = np.full((per_row * side, per_row * side, 3), 255, dtype=np.uint8)
+    for i, thumb in enumerate(thumbnails):
+        r, c = divmod(i, per_row)
+        sprite[r * side : (r + 1) * side, c * side : (c + 1) * side] = thumb
+    return sprite, side
+
+
+def embed(
+    model: nn.Module,
+    layer: nn.Module | str,
+    images: Tensor,
+    method: str = "tsne",
+    dims: int = 2,
+    labels: Sequence[int] | Tensor | np.ndarray | None = None,
+    perplexity: float = 30.0,
+    random_state: int = 0,
+    batch_size: int = 64,
+    thumbnail: int = 32,
+) -> Embedding:
+    """Embed ``images`` ``(N, C, H, W)`` by the pooled activations of ``layer`` with t-SNE or PCA.
+
+    ``dims`` is 2 or 3; t-SNE needs more images than its ``perplexity``. Returns an
+    :class:`Embedding` (``.figure(path)``, ``.export(directory)``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if dims not in (2, 3) or isinstance(dims, bool):
+        raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (N, C, H, W) tensor, got {shape}")
+    count = images.shape[0]
+    if labels is not None:
+        labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).astype(np.int64).reshape(-1)
+        if len(labels) != count:
+            raise ValueError(f"got {len(labels)} labels for {count} images")
+    if method == "tsne" and not 0 < perplexity < count:
+        raise ValueError(
+            f"t-SNE with perplexity={perplexity} needs more than {perplexity:g} images, got {count}; "
+            "lower perplexity or use method='pca'"
+        )
+    if method == "pca" and count < dims:
+        raise ValueError(f"PCA to {dims} dimensions needs at least {dims} images, got {count}")
+    features = pooled_features(model, layer, images, batch_size).numpy().astype(np.float64)
+    if method == "pca" and features.shape[1] < dims:
+        raise ValueError(
+            f"PCA to {dims} dimensions needs at least {dims} features, the layer gives {features.shape[1]}"
+        )
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        coords = PCA(n_components=dims, random_state=random_state).fit_transform(features)
+    else:
+        from sklearn.manifold import TSNE
+
+        coords = TSNE(n_components=dims, perplexity=perplexity, random_state=random_state, init="pca").fit_transform(
+            features
+        )
+    rgb = to_rgb(images)
+    thumbs = np.stack([cv2.resize(img, (thumbnail, thumbnail), interpolation=cv2.INTER_AREA) for img in rgb])
+    name = layer if isinstance(layer, str) else layer_name(model, resolve_layer(model, layer))
+    return Embedding(features.astype(np.float32), coords, labels, thumbs, method, name)
