@@ -1,0 +1,35 @@
+"""Reference models for areacam: a classifier, VAEs, a VAE-GAN, FCN-8s/32s and a U-Net.
+
+```python
+import models
+model = models.create("fcn", num_classes=4, head="8s", backbone="vgg16")
+models.save(model, "fcn.pt"); model = models.load("fcn.pt")
+```
+
+Training: :func:`models.train.train` (CLI: ``scripts/train.py``). Layer names for the explainers are
+listed in each class's docstring and in ``docs/models.md``.
+"""
+
+from .classifier import Classifier
+from .registry import TASKS, create, load, load_checkpoint, names, save
+from .segmentation import BACKBONES, FCN, HEADS, unet
+from .vae import CVAE, DVAE, VAE, VAEGAN, LinearVAE
+
+__all__ = [
+    "BACKBONES",
+    "CVAE",
+    "DVAE",
+    "FCN",
+    "HEADS",
+    "TASKS",
+    "VAE",
+    "VAEGAN",
+    "Classifier",
+    "LinearVAE",
+    "create",
+    "load",
+    "load_checkpoint",
+    "names",
+    "save",
+    "unet",
+]

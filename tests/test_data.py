@@ -1,0 +1,201 @@
+"""Embedded data: digits, synthetic shapes with exact masks, bundled photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from areacam import data
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# ------------------------------------------------------------------------------------------ digits
+
+
+def test_digits_split_shapes_ranges_and_labels():
+    x_tr, y_tr = data.digits("train")
+    x_te, y_te = data.digits("test")
+    assert x_tr.shape == (1347, 1, 32, 32) and x_te.shape == (450, 1, 32, 32)
+    assert x_tr.dtype == torch.float32 and y_tr.dtype == torch.int64
+    for x in (x_tr, x_te):
+        assert float(x.min()) == 0.0 and float(x.max()) <= 1.0 and float(x.max()) > 0.9
+    assert sorted(set(y_tr.tolist())) == list(range(10)) and sorted(set(y_te.tolist())) == list(range(10))
+    # Stratified: every class holds a quarter of its images (+-1) in the test split.
+    counts_all = torch.bincount(torch.cat([y_tr, y_te]), minlength=10)
+    counts_te = torch.bincount(y_te, minlength=10)
+    assert ((counts_te - counts_all.double() * 0.25).abs() <= 1).all()
+
+
+def test_digits_split_is_a_seeded_partition_of_the_whole_set():
+    from sklearn.datasets import load_digits
+
+    raw = torch.from_numpy(load_digits().images.astype(np.float32) / 16.0)
+    x_all, _y_all = data.digits("all", size=8)
+    assert torch.equal(x_all[:, 0], raw)
+    x_tr, _ = data.digits("train", size=8, seed=3)
+    x_te, _ = data.digits("test", size=8, seed=3)
+    rows = lambda x: {tuple(r) for r in x.flatten(1).tolist()}  # noqa: E731
+    assert rows(x_tr) | rows(x_te) == rows(x_all)
+    assert torch.equal(data.digits("train", seed=3)[0], data.digits("train", seed=3)[0])
+    assert not torch.equal(data.digits("train", seed=3)[0], data.digits("train", seed=4)[0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        (dict(split="val"), ValueError, "'val'"),
+        (dict(size=4), ValueError, "size must be >= 8, got 4"),
+        (dict(test_fraction=1.0), ValueError, "test_fraction"),
+        (dict(size=16.0), TypeError, "size must be an int"),
+    ],
+)
+def test_digits_argument_errors(kwargs, error, words):
+    with pytest.raises(error, match=words.replace("(", r"\(")):
+        data.digits(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------ shapes
+
+
+def test_shapes_shapes_dtypes_ranges():
+    images, labels, masks = data.shapes(12, size=48, seed=0)
+    assert images.shape == (12, 3, 48, 48) and images.dtype == torch.float32
+    assert labels.shape == (12,) and labels.dtype == torch.int64
+    assert masks.shape == (12, 48, 48) and masks.dtype == torch.int64
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert set(labels.tolist()) <= {0, 1, 2}
+    for i in range(12):
+        values = set(masks[i].unique().tolist())
+        assert values == {0, int(labels[i]) + 1}
+        # The shape lies fully inside the image: the border is background.
+        border = torch.cat([masks[i, 0], masks[i, -1], masks[i, :, 0], masks[i, :, -1]])
+        assert int(border.sum()) == 0
+        assert 0.03 < float((masks[i] > 0).float().mean()) < 0.4
+
+
+def test_shapes_all_classes_and_colours_occur():
+    images, labels, masks = data.shapes(60, size=32, seed=1)
+    assert set(labels.tolist()) == {0, 1, 2}
+    colours = {tuple(images[i][:, masks[i] > 0][:, 0].tolist()) for i in range(60)}
+    palette = {tuple(float(np.float32(c)) for c in col) for col in data.SHAPE_COLORS}
+    assert colours <= palette and len(colours) >= 6
+
+
+def test_shapes_are_seeded_and_prefix_stable():
+    a = data.shapes(6, size=32, seed=5)
+    b = data.shapes(6, size=32, seed=5)
+    c = data.shapes(3, size=32, seed=5)
+    d = data.shapes(6, size=32, seed=6)
+    for ta, tb, tc, td in zip(a, b, c, d):
+        assert torch.equal(ta, tb)
+        assert torch.equal(ta[:3], tc)
+        assert not torch.equal(ta, td)
+
+
+@pytest.mark.parametrize("size", [16, 37, 64, 128])
+def test_shapes_masks_are_exactly_the_painted_pixels(size):
+    images, _labels, masks = data.shapes(8, size=size, seed=2)
+    for i in range(8):
+        inside = masks[i] > 0
+        colour = images[i][:, inside][:, 0]
+        painted = (images[i] == colour[:, None, None]).all(0)
+        assert torch.equal(painted, inside), f"image {i}: {int((painted != inside).sum())} pixels differ"
+
+
+def test_draw_shape_circle_matches_the_disk_formula_and_nudges_clashing_background():
+    size, cy, cx, r = 32, 15.0, 17.0, 6.5
+    colour = (1.0, 0.0, 0.0)
+    bg = torch.full((3, size, size), 0.5)
+    bg[:, 0, 0] = torch.tensor(colour)  # background pixels with the shape's exact colour
+    bg[:, 31, 5] = torch.tensor(colour)
+    image, mask = data.draw_shape(bg, "circle", (cy, cx), r, colour)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    disk = ((yy - cy) ** 2 + (xx - cx) ** 2) < r**2
+    assert torch.equal(mask, disk)
+    painted = (image == torch.tensor(colour)[:, None, None]).all(0)
+    assert torch.equal(painted, mask)
+    assert torch.equal(bg[:, 0, 0], torch.tensor(colour))  # the input is not modified
+    # Pixels outside the mask are untouched except the two clashing ones.
+    changed = (image != bg).any(0) & ~mask
+    assert changed.nonzero().tolist() == [[0, 0], [31, 5]]
+
+
+def test_draw_shape_polygons_have_their_area():
+    bg = torch.zeros(3, 64, 64) + 0.3
+    _, square = data.draw_shape(bg, "square", (32, 32), 10, (0, 0, 1), angle=np.pi / 4)
+    _, triangle = data.draw_shape(bg, "triangle", (32, 32), 10, (0, 0, 1))
+    side = 12.5 * np.sqrt(2)  # circumradius 1.25 * r
+    assert abs(int(square.sum()) - side**2) / side**2 < 0.1
+    tri = 3 * np.sqrt(3) / 4 * 14.5**2  # circumradius 1.45 * r
+    assert abs(int(triangle.sum()) - tri) / tri < 0.1
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        ((0,), {}, ValueError, "n must be >= 1, got 0"),
+        ((-3,), {}, ValueError, "n must be >= 1, got -3"),
+        ((2,), dict(size=8), ValueError, "size must be >= 16, got 8"),
+        ((2.0,), {}, TypeError, "n must be an int"),
+        ((2,), dict(seed=-1), ValueError, "seed must be >= 0"),
+    ],
+)
+def test_shapes_argument_errors(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        data.shapes(*args, **kwargs)
+
+
+def test_draw_shape_argument_errors():
+    bg = torch.zeros(3, 16, 16)
+    with pytest.raises(ValueError, match="hexagon"):
+        data.draw_shape(bg, "hexagon", (8, 8), 3, (1, 0, 0))
+    with pytest.raises(ValueError, match=r"\(3, S, S\)"):
+        data.draw_shape(torch.zeros(16, 16), "circle", (8, 8), 3, (1, 0, 0))
+    with pytest.raises(ValueError, match="color"):
+        data.draw_shape(bg, "circle", (8, 8), 3, (2, 0, 0))
+
+
+# ------------------------------------------------------------------------------------------ photos
+
+
+def test_photo_names():
+    names = data.photo_names()
+    assert {"astronaut", "coffee", "chelsea", "camera", "china", "flower"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"), [("astronaut", (3, 512, 512)), ("coffee", (3, 400, 600)), ("china", (3, 427, 640))]
+)
+def test_photo_shapes_and_range(name, shape):
+    img = data.photo(name)
+    assert img.shape == shape and img.dtype == torch.float32
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0 and float(img.std()) > 0.1
+
+
+def test_grey_photo_is_repeated_and_resizing_works():
+    import skimage.data
+
+    cam = data.photo("camera")
+    assert cam.shape == (3, 512, 512)
+    assert torch.equal(cam[0], cam[1]) and torch.equal(cam[0], cam[2])
+    assert torch.equal(cam[0], torch.from_numpy(skimage.data.camera().astype(np.float32) / 255.0))
+    assert data.photo("chelsea", 64).shape == (3, 64, 64)
+    small = data.photo("flower", (48, 80))
+    assert small.shape == (3, 48, 80) and float(small.min()) >= 0 and float(small.max()) <= 1
+
+
+def test_photo_errors():
+    with pytest.raises(ValueError, match=r"'lena'.*astronaut"):
+        data.photo("lena")
+    with pytest.raises(TypeError, match="size"):
+        data.photo("coffee", size=(10, 10, 3))
+    with pytest.raises(ValueError, match="positive"):
+        data.photo("coffee", size=0)
