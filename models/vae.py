@@ -411,7 +411,7 @@ class Discriminator(nn.Module):
         return self.fc(f).squeeze(1), f
 
 
-class VAEGAN(nn.Module):
+class VAEGAN(VAE):
     """VAE-GAN (Larsen et al. 2016): a convolutional VAE plus a discriminator.
 
     Submodules: ``encoder`` (:class:`ConvEncoder`), ``decoder`` (:class:`ConvDecoder`), ``discriminator``
@@ -424,6 +424,8 @@ class VAEGAN(nn.Module):
         ``discriminate``: ``(B, C, S, S)`` -> ``(B,)`` logits.
     """
 
+    registry_name = "vaegan"
+
     def __init__(
         self,
         in_channels: int = 1,
@@ -432,51 +434,13 @@ class VAEGAN(nn.Module):
         width: int = 32,
         disc_width: int = 16,
     ) -> None:
-        super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_size(input_size)
-        _check_positive_int("latent_dim", latent_dim)
-        _check_positive_int("width", width)
+        super().__init__(in_channels, input_size, latent_dim, width)
         _check_positive_int("disc_width", disc_width)
-        self.areacam_spec = {
-            "name": "vaegan",
-            "kwargs": dict(
-                in_channels=in_channels,
-                input_size=input_size,
-                latent_dim=latent_dim,
-                width=width,
-                disc_width=disc_width,
-            ),
-        }
-        self.in_channels = in_channels
-        self.input_size = input_size
-        self.latent_dim = latent_dim
-        self.encoder = ConvEncoder(in_channels, input_size, latent_dim, width)
-        self.decoder = ConvDecoder(in_channels, input_size, latent_dim, width)
+        self.areacam_spec["kwargs"]["disc_width"] = disc_width
         self.discriminator = Discriminator(in_channels, input_size, disc_width)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, S, S) -> (mu (B, D), logvar (B, D))``."""
-        _check_input(self, x, self.in_channels, self.input_size)
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, D) -> (B, C, S, S)`` in ``[0, 1]``."""
-        return self.decoder(z)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encode(x)
-        return self.decode(reparameterize(mu, logvar, self.training)), mu, logvar
 
     def discriminate(self, x: torch.Tensor, return_features: bool = False):
         """``(B, C, S, S) -> (B,)`` logits (``> 0``: real); with ``return_features`` also ``(B, F)``."""
         _check_input(self, x, self.in_channels, self.input_size)
         logits, features = self.discriminator(x)
         return (logits, features) if return_features else logits
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decode ``n`` draws from the prior: ``(n, C, S, S)``."""
-        _check_positive_int("n", n)
-        device = next(self.parameters()).device
-        return self.decode(torch.randn(n, self.latent_dim, generator=generator).to(device))

@@ -11,6 +11,15 @@ def pytest_configure(config):
     torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors run fastest on one thread (OpenMP start-up dominates); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def resnet() -> nn.Module:
     """torchvision ResNet-18 (in-place ReLUs), 10 classes, random weights."""

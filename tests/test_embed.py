@@ -12,14 +12,7 @@ from torch import nn
 from areacam.embed import embed, pooled_features
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest and immune to an oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def shapes(n: int, size: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

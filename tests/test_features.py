@@ -10,13 +10,7 @@ from torch import nn
 from areacam.features import FilterVisualizer, _irfft2, feature_maps, filter_weights
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest and immune to an oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def edges() -> nn.Sequential:

@@ -33,13 +33,7 @@ INPUT = {
 VAES = ("vae", "cvae", "dvae", "linear_vae", "vaegan")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and 2 OpenMP threads crawl on a loaded 2-core machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(name: str, seed: int = 0, **overrides) -> nn.Module:

@@ -18,12 +18,7 @@ TINY = dict(epochs=1, n_train=24, n_test=8, batch_size=8, progress=False)
 TINY_VAE = dict(width=4, latent_dim=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _strip_times(metrics: dict) -> dict:
