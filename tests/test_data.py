@@ -8,7 +8,6 @@ import torch
 
 from areacam import data
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

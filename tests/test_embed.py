@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from areacam.embed import embed, pooled_features
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

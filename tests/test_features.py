@@ -9,7 +9,6 @@ from torch import nn
 
 from areacam.features import FilterVisualizer, _irfft2, feature_maps, filter_weights
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
