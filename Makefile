@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench lint clean report-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m areacam demo --out demo_out
+
+# Open demo_out/report.html in headless Chromium (Debian's package, installed here if missing): every
+# image must load, no console errors; writes demo_out/report.png. Runs the quick demo first if needed.
+report-check: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium chromium-driver)
+	test -f demo_out/report.html || $(PY) -m areacam demo --out demo_out --quick
+	$(PY) scripts/check_report.py demo_out/report.html --screenshot demo_out/report.png
 
 bench: $(STAMP)
 	$(PY) scripts/bench_cam.py

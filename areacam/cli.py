@@ -23,7 +23,7 @@ from torch import nn
 from .loading import InputError, default_size, input_channels, load_model, read_images
 from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, parse_targets
 
-__all__ = ["main", "build_parser", "layer_table", "run_explain"]
+__all__ = ["build_parser", "layer_table", "main", "run_explain"]
 
 USER_ERRORS = (InputError, SpecError, ValueError, TypeError, IndexError, KeyError, FileNotFoundError)
 
@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  areacam demo --out demo_out --quick   # under 3 minutes on 2 CPU cores",
         formatter_class=fmt,
     )
-    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out); checkpoints in it are reused")
+    demo.add_argument(
+        "--out", default="demo_out", help="output folder (default: demo_out); checkpoints in it are reused"
+    )
     demo.add_argument("--quick", action="store_true", help="tiny models, few epochs and samples")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
@@ -89,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the model's modules with output shapes and the usual CAM layers",
         description="Run one dummy forward pass and list every named module with its output shape; "
         "'*' marks the usual CAM choices (the last 4-D output before the spatial size changes).",
-        epilog="examples:\n  areacam layers --model classifier\n  areacam layers --model mypkg.nets:build --size 224 224",
+        epilog="examples:\n  areacam layers --model classifier\n"
+        "  areacam layers --model mypkg.nets:build --size 224 224",
         formatter_class=fmt,
     )
     _model_args(layers)
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, metavar="MODEL", help="registry name (vae, classifier, fcn, unet...) or MODULE:FACTORY"
+        "--model", required=True, metavar="MODEL",
+        help="registry name (vae, classifier, fcn, unet...) or MODULE:FACTORY",
     )
     parser.add_argument("--weights", metavar="CKPT", help="checkpoint: models.save() file or a state dict")
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the model's)")
@@ -137,7 +141,7 @@ def layer_table(model: nn.Module, x: torch.Tensor) -> list[dict]:
             handle.remove()
     finals = {tuple(t.shape) for t in _tensors(output)}
     suggested: set[str] = set()
-    for (name, shape), (_, nxt) in zip(order, order[1:] + [(None, None)]):
+    for (name, shape), (_, nxt) in zip(order, [*order[1:], (None, None)]):
         if not _is_map(shape) or shape[-2:] == (1, 1) or shape in finals:
             continue
         if not _is_map(nxt) or nxt[-2:] != shape[-2:]:
@@ -194,8 +198,9 @@ def run_layers(args: argparse.Namespace) -> int:
     x = _dummy(model, args.size)
     try:
         rows = layer_table(model, x)
-    except USER_ERRORS + (RuntimeError,) as err:
-        raise InputError(f"a dummy forward pass of shape {tuple(x.shape)} failed ({_one_line(err)}); pass --size H W") from None
+    except (*USER_ERRORS, RuntimeError) as err:
+        shape = tuple(x.shape)
+        raise InputError(f"a dummy forward pass of shape {shape} failed ({_one_line(err)}); pass --size H W") from None
     width = max(len(r["name"]) for r in rows) if rows else 4
     print(f"input {tuple(x.shape)}; '*' = usual CAM layer choice")
     for r in rows:
@@ -231,7 +236,7 @@ def run_explain(args: argparse.Namespace) -> int:
         resolve_layer(model, args.layer)
     size = tuple(args.size) if args.size else default_size(model)
     x = read_images(args.image, size, input_channels(model))
-    explainer = make_explainer(method, model, args.layer)
+    explainer = make_explainer(method, model, args.layer, tuple(x.shape[-2:]))
     try:
         expl = explainer(x, targets)
     except RuntimeError as err:
@@ -322,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001 - never a traceback on the command line
+    except Exception as err:
         if os.environ.get("AREACAM_DEBUG"):
             raise
         print(f"{prog}: failed: {type(err).__name__}: {_one_line(err)} (AREACAM_DEBUG=1 shows the traceback)",

@@ -1,0 +1,185 @@
+"""Parsing the command line's target SPECs and method names into areacam objects.
+
+SPEC grammar (one target per SPEC)::
+
+    class[:INDEX]                      Class(INDEX); no INDEX: each image's top class
+    area:TOP,LEFT,BOTTOM,RIGHT[:CH]    Area(box=...), bottom/right exclusive; CH: one channel
+    pixel:Y,X[:CH]                     Pixel(Y, X)
+    segment:CLS                        Segment(CLS)
+    latent:K                           Latent(K): mu[:, K] of a (recon, mu, logvar) output
+    recon-error[:TOP,LEFT,BOTTOM,RIGHT] ReconstructionError(box=...); no box: the whole image
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from .targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target
+
+__all__ = [
+    "METHODS",
+    "SPEC_HELP",
+    "Method",
+    "SpecError",
+    "get_method",
+    "make_explainer",
+    "parse_target",
+    "parse_targets",
+]
+
+SPEC_HELP = (
+    "class[:INDEX] | area:TOP,LEFT,BOTTOM,RIGHT[:CH] | pixel:Y,X[:CH] | segment:CLS | latent:K | "
+    "recon-error[:TOP,LEFT,BOTTOM,RIGHT]"
+)
+
+
+class SpecError(ValueError):
+    """A SPEC or method name that cannot be parsed; the message is one line."""
+
+
+def _ints(text: str, count: int, what: str, spec: str) -> list[int]:
+    parts = text.split(",")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(parts) != count or len(values) != count:
+        raise SpecError(f"bad target {spec!r}: {what} must be {count} comma-separated ints, got {text!r}")
+    return values
+
+
+def _int(text: str, what: str, spec: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecError(f"bad target {spec!r}: {what} must be an int, got {text!r}") from None
+
+
+def _box(text: str, spec: str) -> tuple[int, int, int, int]:
+    top, left, bottom, right = _ints(text, 4, "the box TOP,LEFT,BOTTOM,RIGHT", spec)
+    if min(top, left) < 0 or bottom <= top or right <= left:
+        raise SpecError(
+            f"bad target {spec!r}: box ({top}, {left}, {bottom}, {right}) is empty or negative; "
+            "bottom/right are exclusive and must exceed top/left"
+        )
+    return top, left, bottom, right
+
+
+def parse_target(spec: str) -> Target:
+    """Turn one SPEC string into a :class:`~areacam.targets.Target` (``SpecError`` if malformed)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"empty target spec; expected one of: {SPEC_HELP}")
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.lower()
+    args = rest.split(":") if rest else []
+    if kind == "class":
+        if len(args) > 1:
+            raise SpecError(f"bad target {spec!r}: expected class or class:INDEX")
+        return Class(_int(args[0], "INDEX", spec) if args else None)
+    if kind in ("area", "pixel"):
+        if not 1 <= len(args) <= 2:
+            form = "area:TOP,LEFT,BOTTOM,RIGHT[:CH]" if kind == "area" else "pixel:Y,X[:CH]"
+            raise SpecError(f"bad target {spec!r}: expected {form}")
+        channel = _int(args[1], "CH", spec) if len(args) == 2 else None
+        if kind == "area":
+            return Area(box=_box(args[0], spec), channel=channel)
+        y, x = _ints(args[0], 2, "Y,X", spec)
+        if min(y, x) < 0:
+            raise SpecError(f"bad target {spec!r}: pixel coordinates must be >= 0")
+        return Pixel(y, x, channel=channel)
+    if kind in ("segment", "latent"):
+        if len(args) != 1:
+            raise SpecError(f"bad target {spec!r}: expected {kind}:{'CLS' if kind == 'segment' else 'K'}")
+        value = _int(args[0], "CLS" if kind == "segment" else "K", spec)
+        if value < 0:
+            raise SpecError(f"bad target {spec!r}: the index must be >= 0")
+        return Segment(value) if kind == "segment" else Latent(value)
+    if kind in ("recon-error", "recon_error", "reconstruction-error"):
+        if len(args) > 1:
+            raise SpecError(f"bad target {spec!r}: expected recon-error or recon-error:TOP,LEFT,BOTTOM,RIGHT")
+        return ReconstructionError(box=_box(args[0], spec) if args else None)
+    raise SpecError(f"unknown target kind {kind!r} in {spec!r}; expected one of: {SPEC_HELP}")
+
+
+def parse_targets(specs: list[str]) -> list[Target]:
+    """Parse every SPEC (all are checked before anything runs)."""
+    if not specs:
+        raise SpecError(f"no --target given; expected one or more of: {SPEC_HELP}")
+    return [parse_target(spec) for spec in specs]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method the command line offers: its name, whether it needs ``--layer``, and a builder."""
+
+    name: str
+    needs_layer: bool
+    build: Callable[..., Callable]
+    help: str
+
+
+def _lime(model: nn.Module, layer: str | None, size: tuple[int, int] | None = None) -> Callable:
+    try:
+        from .lime import Lime
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise SpecError(f"method 'lime' is unavailable: {err}") from None
+    if size is not None and min(size) < 64:  # quickshift finds too few superpixels on small images
+        segments = max(4, min(50, size[0] * size[1] // 16))
+        return Lime(model, num_samples=300, batch_size=50, random_state=0, segmentation="slic",
+                    segmentation_params={"n_segments": segments}, progress=False)
+    return Lime(model, num_samples=300, batch_size=50, random_state=0, progress=False)
+
+
+def _methods() -> dict[str, Method]:
+    from .cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+    from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
+
+    def cam(cls: type) -> Callable[[nn.Module, str | None], Callable]:
+        return lambda model, layer: cls(model, layer)
+
+    def grad(cls: type, **kw: object) -> Callable[[nn.Module, str | None], Callable]:
+        return lambda model, layer: cls(model, **kw)
+
+    table = [
+        Method("gradcam", True, cam(GradCAM), "Grad-CAM"),
+        Method("gradcam++", True, cam(GradCAMPlusPlus), "Grad-CAM++"),
+        Method("hirescam", True, cam(HiResCAM), "HiResCAM"),
+        Method("layercam", True, cam(LayerCAM), "LayerCAM"),
+        Method("guided-gradcam", True, cam(GuidedGradCAM), "guided backprop x Grad-CAM"),
+        Method("saliency", False, grad(Saliency), "input gradient"),
+        Method("guided-backprop", False, grad(GuidedBackprop), "guided backpropagation"),
+        Method("smoothgrad", False, grad(SmoothGrad, samples=16, random_state=0), "SmoothGrad (16 samples)"),
+        Method("inputxgradient", False, grad(InputXGradient), "input x gradient"),
+        Method("lime", False, _lime, "LIME over superpixels (300 samples)"),
+    ]
+    return {m.name: m for m in table}
+
+
+METHODS: dict[str, Method] = _methods()
+
+
+def get_method(name: str) -> Method:
+    """The :class:`Method` called ``name`` (``SpecError`` listing valid names otherwise)."""
+    key = name.lower().replace("_", "-")
+    aliases = {"gradcampp": "gradcam++", "grad-cam": "gradcam", "guided-backpropagation": "guided-backprop"}
+    key = aliases.get(key, key)
+    if key not in METHODS:
+        raise SpecError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+    return METHODS[key]
+
+
+def make_explainer(
+    method: Method, model: nn.Module, layer: str | None, size: tuple[int, int] | None = None
+) -> Callable:
+    """Build the explainer; CAM methods need ``layer``, gradient methods and LIME ignore it.
+
+    ``size`` is the input's ``(H, W)``: LIME uses SLIC superpixels on images under 64 pixels.
+    """
+    if method.needs_layer and not layer:
+        raise SpecError(f"method {method.name!r} needs --layer NAME; list candidates with 'areacam layers --model ...'")
+    if method.name == "lime":
+        return method.build(model, layer, size)
+    return method.build(model, layer)

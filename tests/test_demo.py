@@ -1,0 +1,143 @@
+"""``areacam demo --quick``: every figure is a real, non-blank PNG and report.html shows each of them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _demo_run import quick_demo
+
+from areacam import demo
+from areacam.demo.common import MODELS, Context, Figure, panel_figure
+from areacam.demo.report import CHECK_ID
+
+EXPECTED = [
+    "saliency_per_class.png", "filters_by_depth.png", "first_layer_kernels.png", "feature_maps_by_depth.png",
+    "gradcam_vs_gradcampp_layers.png", "gradcam_vs_gradcampp_architectures.png", "area_gradcam_vae.png",
+    "area_gradcam_vaegan.png", "segment_fcn.png", "segment_unet.png", "lime_classifier.png", "lime_vae_area.png",
+    "explanations_by_epoch.png", "tsne_features.png",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return quick_demo(tmp_path_factory)
+
+
+def test_quick_demo_succeeds(run):
+    out, status, seconds, stdout = run
+    assert status == 0
+    print(f"areacam demo --quick: {seconds:.1f} s")
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith(f"areacam demo: {len(EXPECTED)} figures in ") and "(ok)" in last
+    assert last.endswith(str((out / "report.html").resolve()))
+
+
+def test_expected_figure_list_is_the_stage_list():
+    assert demo.expected_figures() == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_figure_is_a_non_blank_png(run, name):
+    path = run[0] / "figures" / name
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape[0] >= 100 and img.shape[1] >= 100
+    assert float(img.std()) > 20.0  # far from a blank page
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # real pictures, not a few flat colours
+
+
+def test_report_references_every_figure_once_grouped_by_use_case(run):
+    page = (run[0] / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(sources) == sorted(f"figures/{name}" for name in EXPECTED)
+    sections = re.findall(r'<section id="(\w+)"><h2>([^<]+)</h2>', page)
+    assert [s[0] for s in sections][:3] == ["autoencoder", "segmentation", "classifier"]
+    autoencoder = page[page.index('<section id="autoencoder">'):page.index('<section id="segmentation">')]
+    assert "figures/area_gradcam_vae.png" in autoencoder and "figures/area_gradcam_vaegan.png" in autoencoder
+    assert f'<pre id="{CHECK_ID}">pending</pre>' in page
+    assert 'id="skipped"' not in page
+    assert len(re.findall(r"<figcaption>[^<]{40,}</figcaption>", page)) == len(EXPECTED)
+
+
+def test_checkpoints_per_epoch_and_reuse(run):
+    out = run[0]
+    for key, spec in MODELS.items():
+        folder = out / "checkpoints" / f"{key}-quick"
+        epochs = spec.quick["epochs"]
+        assert sorted(p.name for p in folder.glob("epoch_*.pt")) == [f"epoch_{e:03d}.pt" for e in range(1, epochs + 1)]
+        assert len(json.loads((folder / "metrics.json").read_text())["history"]) == epochs
+    ctx = Context(out=out, quick=True, progress=False)
+    stamp = (out / "checkpoints" / "vae-quick" / "epoch_004.pt").stat().st_mtime_ns
+    model = ctx.model("vae")
+    assert ctx.log == [f"reused checkpoints of vae from {out / 'checkpoints' / 'vae-quick'}"]
+    assert (out / "checkpoints" / "vae-quick" / "epoch_004.pt").stat().st_mtime_ns == stamp
+    assert not model.training and [e for e, _ in ctx.epochs("vae")] == [1, 2, 3, 4]
+
+
+def _fake_stage(ctx: Context) -> list[Figure]:
+    rng = np.random.default_rng(0)
+    panel_figure([[rng.random((8, 8))]], ctx.path("fake.png"))
+    return [Figure("fake.png", "classifier", "Fake", "A fake figure used to test the stage plumbing.")]
+
+
+def _skipping_stage(ctx: Context) -> list[Figure]:
+    raise demo.StageSkipped("areacam.nothing is not available")
+
+
+def _failing_stage(ctx: Context) -> list[Figure]:
+    raise ValueError("boom\nsecond line")
+
+
+def test_missing_and_failing_stages_degrade_clearly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "STAGES", [
+        demo.Stage("fake", (_fake_stage,), ("fake.png",)),
+        demo.Stage("needs nothing", (_skipping_stage,), ()),
+        demo.Stage("breaks", (_failing_stage, _fake_stage), ()),
+    ])
+    assert demo.run_demo(tmp_path, quick=True, progress=False) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "areacam demo: stage 'needs nothing' skipped: areacam.nothing is not available",
+        "areacam demo: stage 'breaks' failed: ValueError: boom second line",
+    ]
+    assert "1 figures" in captured.out and "with problems in needs nothing, breaks" in captured.out
+    page = (tmp_path / "report.html").read_text()
+    assert re.findall(r'<img src="([^"]+)"', page) == ["figures/fake.png"]
+    assert "needs nothing: skipped: areacam.nothing is not available" in page
+
+
+def test_report_html_escapes_text(tmp_path):
+    from areacam.demo.report import write_report
+
+    path = write_report(tmp_path, [Figure("a.png", "segmentation", "<b>x</b>", "1 < 2 & 3")], ["ok"], {})
+    page = path.read_text()
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "1 &lt; 2 &amp; 3" in page and "<b>x</b>" not in page
+
+
+def test_demo_help_example(capsys):
+    from areacam.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "areacam demo --out demo_out --quick" in capsys.readouterr().out
+
+
+def test_guides_run_as_written(tmp_path, monkeypatch):
+    """Every python block of each docs/guide-*.md runs, in order, in a fresh folder."""
+    guides = sorted((Path(__file__).resolve().parents[1] / "docs").glob("guide-*.md"))
+    assert [g.name for g in guides] == ["guide-autoencoder.md", "guide-classifier.md", "guide-segmentation.md"]
+    for guide in guides:
+        folder = tmp_path / guide.stem
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
+        assert len(blocks) >= 2, guide.name
+        namespace: dict = {"__name__": f"guide_{guide.stem}"}
+        for block in blocks:
+            exec(compile(block, f"{guide.name}", "exec"), namespace)
+        assert list(folder.glob("*.png")), f"{guide.name} wrote no figure"
