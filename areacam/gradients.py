@@ -119,7 +119,8 @@ class SmoothGrad(_GradientExplainer):
 
     ``noise`` is the noise standard deviation as a fraction of each image's value range (the paper's
     convention); ``random_state`` seeds it. ``scores`` are the mean over the noisy samples. Samples
-    run ``chunk`` images per forward pass.
+    run ``chunk`` images per forward pass. Per-sample target arguments (``Class([...])``, ``(B, H, W)``
+    masks) apply to every noisy copy of their sample; ``Class()`` takes each noisy copy's argmax.
     """
 
     def __init__(
@@ -158,7 +159,7 @@ class SmoothGrad(_GradientExplainer):
             noisy = x.detach().repeat(count, 1, 1, 1)
             noise = torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = noisy + noise * sigma.repeat(count, 1, 1, 1)
-            grads, scores, _ = input_gradients(self.model, noisy, targets, self.batched)
+            grads, scores, _ = input_gradients(self.model, noisy, targets, self.batched, copies=count)
             grads = grads.view(count, batch, *grads.shape[1:]).sum(0)
             scores = scores.view(count, batch, -1).sum(0)
             grad_sum = grads if grad_sum is None else grad_sum + grads

@@ -89,6 +89,12 @@ def test_input_x_gradient_equals_captum(resnet, images):
     torch.testing.assert_close(expl.raw[:, 0], ref, rtol=1e-4, atol=1e-8)
 
 
+def two_convs_rgb() -> nn.Module:
+    """Two 3x3 convolutions on RGB, dense output."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1)).eval()
+
+
 class TwoConvs(nn.Module):
     """Two 3x3 convolutions: each output pixel sees a 5x5 input window."""
 
@@ -137,6 +143,20 @@ def test_smoothgrad_reproducible_and_reduces_to_saliency(resnet, images):
     smooth = ac.SmoothGrad(resnet, samples=1, noise=0.0)(images, [ac.Class(2), ac.Class(6)])
     torch.testing.assert_close(smooth.raw, plain.raw)
     torch.testing.assert_close(smooth.scores, plain.scores)
+
+
+def test_smoothgrad_per_sample_targets_follow_their_samples(resnet, images):
+    # regression: noisy copies ran as one batch of samples x B and Class([i, j]) no longer matched
+    both = ac.SmoothGrad(resnet, samples=3, random_state=1)(images, ac.Class([2, 7]))
+    first = ac.SmoothGrad(resnet, samples=3, random_state=1)(images, ac.Class(2))
+    second = ac.SmoothGrad(resnet, samples=3, random_state=1)(images, ac.Class(7))
+    torch.testing.assert_close(both.raw[0], first.raw[0])
+    torch.testing.assert_close(both.raw[1], second.raw[1])
+    weights = torch.zeros(2, 64, 64)
+    weights[0, :8, :8] = 1
+    weights[1, 30:, 30:] = 2
+    masked = ac.SmoothGrad(two_convs_rgb(), samples=2, random_state=0)(images, ac.Area(mask=weights))
+    assert masked.raw.shape == (2, 1, 3, 64, 64)
 
 
 def test_smoothgrad_chunks_do_not_change_the_result(resnet, images):
