@@ -19,8 +19,8 @@ from .viz import gradient_image, grid_figure, overlay, region_figure
 __version__ = "0.1.0"
 
 __all__ = [
-    "Area",
     "CAM",
+    "Area",
     "Class",
     "Embedding",
     "Explanation",
