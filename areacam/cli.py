@@ -28,7 +28,7 @@ __all__ = ["build_parser", "layer_table", "main", "run_explain"]
 USER_ERRORS = (InputError, SpecError, ValueError, TypeError, IndexError, KeyError, FileNotFoundError)
 
 EXPLAIN_EXAMPLE = """examples:
-  areacam explain --model vae --weights demo_out/checkpoints/vae.pt --image digit.png \\
+  areacam explain --model vae --weights demo_out/checkpoints/vae-full/epoch_010.pt --image digit.png \\
       --method gradcam --layer encoder.relu3 --target area:8,8,24,24 recon-error --out expl
   areacam explain --model mypkg.nets:build --image cat.jpg --size 224 224 \\
       --method gradcam++ --layer layer4 --target class class:281
