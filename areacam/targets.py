@@ -158,13 +158,29 @@ class _Region:
         self.box = _check_box(box) if box is not None else None
         self.mask = _as_mask(mask) if mask is not None else None
 
+    def crop(self, *tensors: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """The ``(B, C, H, W)`` tensors cut to the box, and the mask weights (``None``: all ones).
+
+        Slicing a box instead of multiplying by a box mask gives the same scores and gradients and
+        touches only the region.
+        """
+        if self.box is None:
+            return list(tensors), self.weights(tensors[0])
+        self._check_fits(tensors[0])
+        top, left, bottom, right = self.box
+        return [tensor[..., top:bottom, left:right] for tensor in tensors], None
+
+    def _check_fits(self, out: Tensor) -> None:
+        h, w = out.shape[-2:]
+        if self.box is not None and (self.box[2] > h or self.box[3] > w):
+            raise ValueError(f"box {self.box} reaches outside the output of size ({h}, {w})")
+
     def weights(self, out: Tensor) -> Tensor | None:
         """Region weights broadcastable to ``out`` ``(B, C, H, W)``, or ``None`` for everything."""
         h, w = out.shape[-2:]
         if self.box is not None:
+            self._check_fits(out)
             top, left, bottom, right = self.box
-            if bottom > h or right > w:
-                raise ValueError(f"box {self.box} reaches outside the output of size ({h}, {w})")
             weights = out.new_zeros((1, 1, h, w))
             weights[..., top:bottom, left:right] = 1
             return weights
@@ -249,7 +265,7 @@ class Area(Target):
         _check_channel(self.channel, out.shape[1])
         if self.channel is not None:
             out = out[:, self.channel : self.channel + 1]
-        weights = self.region.weights(out)
+        (out,), weights = self.region.crop(out)
         if weights is None:
             total = out.flatten(1).sum(1)
             count = out[0].numel()
@@ -313,8 +329,7 @@ class Segment(Target):
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
         pixels = self.predicted(out)
         out = _dense(out, "Segment")
-        logits = out[:, self.cls : self.cls + 1]
-        weights = self.region.weights(logits)
+        (logits, pixels), weights = self.region.crop(out[:, self.cls : self.cls + 1], pixels)
         if weights is not None:
             pixels = pixels * weights
         return (logits * pixels).flatten(1).sum(1)
@@ -362,8 +377,8 @@ class ReconstructionError(Target):
                 f"ReconstructionError needs an output shaped like the input {tuple(inputs.shape)}, "
                 f"got {tuple(out.shape)}"
             )
-        error = (out - inputs.detach().to(out.dtype)) ** 2
-        weights = self.region.weights(error)
+        (out, reference), weights = self.region.crop(out, inputs.detach().to(out.dtype))
+        error = (out - reference) ** 2
         if weights is not None:
             error = error * weights
         return error.flatten(1).sum(1)
