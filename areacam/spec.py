@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target
+from .targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target, check_box
 
 __all__ = [
     "METHODS",
@@ -59,13 +59,12 @@ def _int(text: str, what: str, spec: str) -> int:
 
 
 def _box(text: str, spec: str) -> tuple[int, int, int, int]:
-    top, left, bottom, right = _ints(text, 4, "the box TOP,LEFT,BOTTOM,RIGHT", spec)
-    if min(top, left) < 0 or bottom <= top or right <= left:
-        raise SpecError(
-            f"bad target {spec!r}: box ({top}, {left}, {bottom}, {right}) is empty or negative; "
-            "bottom/right are exclusive and must exceed top/left"
-        )
-    return top, left, bottom, right
+    try:
+        return check_box(_ints(text, 4, "the box TOP,LEFT,BOTTOM,RIGHT", spec))
+    except ValueError as error:  # the targets' own box check, reworded for the command line
+        if isinstance(error, SpecError):
+            raise
+        raise SpecError(f"bad target {spec!r}: {error}") from None
 
 
 def parse_target(spec: str) -> Target:

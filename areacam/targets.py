@@ -77,7 +77,8 @@ def select_output(output: Any, selector: OutputSelector) -> Tensor:
     return picked
 
 
-def _check_box(box: Sequence[int]) -> Box:
+def check_box(box: Sequence[int]) -> Box:
+    """``(top, left, bottom, right)`` as ints, checked non-negative and non-empty (``ValueError``)."""
     if len(box) != 4 or not all(isinstance(v, (int, np.integer)) for v in box):
         raise ValueError(f"box must be 4 ints (top, left, bottom, right), got {box!r}")
     top, left, bottom, right = (int(v) for v in box)
@@ -155,7 +156,7 @@ class _Region:
     def __init__(self, mask: MaskLike | None, box: Sequence[int] | None):
         if mask is not None and box is not None:
             raise ValueError("give a mask or a box, not both")
-        self.box = _check_box(box) if box is not None else None
+        self.box = check_box(box) if box is not None else None
         self.mask = _as_mask(mask) if mask is not None else None
 
     def crop(self, *tensors: Tensor) -> tuple[list[Tensor], Tensor | None]:
