@@ -42,7 +42,7 @@ def layer_gradients(
     No graph is built below the layer, so the backward passes stop there.
     """
     targets = as_target_list(targets)
-    check_input(model, x)
+    x = check_input(model, x)
     with explaining(model), LayerCapture(model, layer, detach_below=True) as capture:
         with torch.no_grad():
             output = model(x)
@@ -71,7 +71,7 @@ def input_gradients(
     stacks that many copies of the same samples (see :func:`areacam.vjp.score_targets`).
     """
     targets = as_target_list(targets)
-    check_input(model, x)
+    x = check_input(model, x)
     inputs = x.detach().requires_grad_(True)
     with ExitStack() as stack:
         stack.enter_context(explaining(model))

@@ -32,7 +32,7 @@ def pooled_features(model: nn.Module, layer: nn.Module | str, images: Tensor, ba
 
     The forward pass stops at the layer; the model runs in eval mode under ``torch.no_grad()``.
     """
-    check_input(model, images)
+    images = check_input(model, images)
     module = resolve_layer(model, layer)
     what = f"layer {layer_name(model, module)!r}"
     chunks = []

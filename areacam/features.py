@@ -328,7 +328,7 @@ def feature_maps(
     """
     from .explanation import normalize_maps
 
-    check_input(model, x)
+    x = check_input(model, x)
     _positive("channels", channels)
     module = resolve_layer(model, layer)
     what = f"layer {layer_name(model, module)!r}"

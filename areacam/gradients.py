@@ -142,7 +142,7 @@ class SmoothGrad(_GradientExplainer):
         self.samples, self.noise, self.random_state, self.chunk = samples, float(noise), random_state, chunk
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        check_input(self.model, x)
+        x = check_input(self.model, x)
         targets = as_target_list(targets)
         batch = x.shape[0]
         generator = torch.Generator(device=x.device)

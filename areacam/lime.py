@@ -219,7 +219,7 @@ class Lime(Explainer):
         from tqdm.auto import tqdm
 
         targets = as_target_list(targets)
-        check_input(self.model, x)
+        x = check_input(self.model, x)
         batch, channels, height, width = x.shape
         self._check_colour(channels)
         rng = check_random_state(self.random_state)

@@ -16,12 +16,13 @@ def explaining(model: nn.Module) -> Iterator[None]:
     """Run ``model`` in eval mode with gradients enabled; restore every module's flag afterwards.
 
     Each module's own ``training`` flag is saved and put back (a model in train mode with one
-    frozen BatchNorm stays that way), also when the body raises.
+    frozen BatchNorm stays that way), also when the body raises. Gradients are on even inside the
+    caller's ``torch.no_grad()`` or ``torch.inference_mode()``.
     """
     modes = [(module, module.training) for module in model.modules()]
     try:
         model.eval()
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
         for module, mode in modes:
@@ -37,7 +38,11 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dty
 
 
 def check_input(model: nn.Module, x: object) -> Tensor:
-    """Check that ``x`` is a finite float ``(B, C, H, W)`` tensor on the model's device and dtype."""
+    """Check that ``x`` is a finite float ``(B, C, H, W)`` tensor on the model's device and dtype.
+
+    Returns ``x``, or a normal copy of it when it was made under ``torch.inference_mode()`` (such a
+    tensor cannot enter an autograd graph).
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
     if x.dim() != 4:
@@ -53,4 +58,7 @@ def check_input(model: nn.Module, x: object) -> Tensor:
         raise ValueError(f"x is on {x.device} but the model is on {device}; move x with x.to({str(device)!r})")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"x is {x.dtype} but the model's parameters are {dtype}; pass x.to({dtype})")
+    if x.is_inference():
+        with torch.inference_mode(False):
+            return x.clone()
     return x

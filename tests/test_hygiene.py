@@ -119,6 +119,17 @@ def test_grad_mode_restored_after_call(resnet, images):
     assert torch.is_grad_enabled()
 
 
+@pytest.mark.parametrize("make", [lambda m: ac.GradCAM(m, "layer4"), ac.Saliency, ac.GuidedBackprop])
+def test_inference_mode_caller_gets_the_same_explanation(resnet, images, make):
+    # regression: under torch.inference_mode() the call failed with "receives no gradient"
+    expected = make(resnet)(images, ac.Class(3))
+    with torch.inference_mode():
+        frozen = images.clone()
+        got = make(resnet)(frozen, ac.Class(3))
+        assert torch.is_inference_mode_enabled()
+    torch.testing.assert_close(got.raw, expected.raw)
+
+
 def test_inplace_relu_after_layer_does_not_corrupt_activation():
     torch.manual_seed(0)
     inplace = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(), nn.LazyLinear(4))
