@@ -141,3 +141,17 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
         for block in blocks:
             exec(compile(block, f"{guide.name}", "exec"), namespace)
         assert list(folder.glob("*.png")), f"{guide.name} wrote no figure"
+
+
+def test_readme_quickstart_runs(tmp_path, monkeypatch):
+    """The README's python quickstart runs as written and draws its figure."""
+    monkeypatch.chdir(tmp_path)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "README.md has no python quickstart"
+    namespace: dict = {"__name__": "readme"}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["expl"].maps.shape == (4, 2, 32, 32)
+    assert namespace["guided"].raw.shape == (4, 1, 1, 32, 32)
+    assert (tmp_path / "classifier.png").stat().st_size > 0
