@@ -18,7 +18,7 @@ __all__ = ["Explainer", "finish", "input_gradients", "layer_gradients"]
 
 
 class Explainer:
-    """Base of all explainers: holds the model and turns raw maps into an :class:`Explanation`."""
+    """Base of all explainers: holds the model, checked to be an ``nn.Module``."""
 
     def __init__(self, model: nn.Module):
         if not isinstance(model, nn.Module):
@@ -43,7 +43,7 @@ def layer_gradients(
     """
     targets = as_target_list(targets)
     x = check_input(model, x)
-    with explaining(model), LayerCapture(model, layer, detach_below=True) as capture:
+    with explaining(model), LayerCapture(model, layer) as capture:
         with torch.no_grad():
             output = model(x)
         acts = capture.activation

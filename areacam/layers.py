@@ -38,18 +38,17 @@ def layer_name(model: nn.Module, layer: nn.Module) -> str:
 class LayerCapture:
     """Forward hook that captures a layer's output as a fresh graph input.
 
-    Inside ``with LayerCapture(model, layer, detach_below=True)`` the captured ``activation`` is a
-    leaf that requires grad, and the model continues from a clone of it, so in-place ops after the
-    layer (``nn.ReLU(inplace=True)``) never touch the captured tensor. With ``detach_below`` the
-    forward pass must run under ``torch.no_grad()``: autograd switches on at the layer, so no graph
-    is built (and nothing is backpropagated) below it. Hooks come off in ``remove()`` (safe to call
-    twice) and on leaving the ``with`` block, also when the model raises.
+    Inside ``with LayerCapture(model, layer)`` the captured ``activation`` is a leaf that requires
+    grad, and the model continues from a clone of it, so in-place ops after the layer
+    (``nn.ReLU(inplace=True)``) never touch the captured tensor. Run the forward pass under
+    ``torch.no_grad()``: autograd switches on at the layer, so no graph is built (and nothing is
+    backpropagated) below it. Hooks come off in ``remove()`` (safe to call twice) and on leaving
+    the ``with`` block, also when the model raises.
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str, detach_below: bool = True):
+    def __init__(self, model: nn.Module, layer: nn.Module | str):
         self.module = resolve_layer(model, layer)
         self.name = layer_name(model, self.module)
-        self.detach_below = detach_below
         self.activation: Tensor | None = None
         self.calls = 0
         self._handle: torch.utils.hooks.RemovableHandle | None = None
@@ -76,9 +75,6 @@ class LayerCapture:
             )
         if not isinstance(output, Tensor):
             raise TypeError(f"layer {self.name!r} returned a {type(output).__name__}, not a tensor")
-        if self.detach_below:
-            torch.set_grad_enabled(True)
-            self.activation = output.detach().requires_grad_(True)
-        else:
-            self.activation = output
+        torch.set_grad_enabled(True)
+        self.activation = output.detach().requires_grad_(True)
         return self.activation.clone()
