@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 
+import captum.attr as captum_attr
 import pytest
 import torch
 from torch import nn
 
 import areacam as ac
-
-captum_attr = pytest.importorskip("captum.attr")
 
 BOX = (8, 16, 24, 40)
 
