@@ -265,7 +265,8 @@ class Area(Target):
         out = _dense(out, type(self).__name__)
         _check_channel(self.channel, out.shape[1])
         if self.channel is not None:
-            out = out[:, self.channel : self.channel + 1]
+            channel = self.channel % out.shape[1]  # -1 is the last channel, as in indexing
+            out = out[:, channel : channel + 1]
         (out,), weights = self.region.crop(out)
         if weights is None:
             total = out.flatten(1).sum(1)

@@ -49,6 +49,8 @@ def test_area_box_sum_mean_channel(dense):
     torch.testing.assert_close(ac.Area(box=box, channel=2)(dense, x), dense[:, 2, 1:3, 2:4].sum(dim=(1, 2)))
     torch.testing.assert_close(ac.Area()(dense, x), dense.sum(dim=(1, 2, 3)))
     torch.testing.assert_close(ac.Pixel(3, 4, channel=1)(dense, x), dense[:, 1, 3, 4])
+    # regression: channel=-1 sliced out[:, -1:0], an empty tensor, and scored 0
+    torch.testing.assert_close(ac.Area(box=box, channel=-1)(dense, x), dense[:, 2, 1:3, 2:4].sum(dim=(1, 2)))
 
 
 @pytest.mark.parametrize("as_numpy", [False, True])
