@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -124,27 +125,19 @@ class TinyNet(nn.Module):
         return self.head(self.stage2(self.pool(self.stage1(x))))
 
 
-FACTORY = '''
-import torch
-from torch import nn
-
-
-class TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stage1 = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
-        self.pool = nn.MaxPool2d(2)
-        self.stage2 = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(inplace=True))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4))
-
-    def forward(self, x):
-        return self.head(self.stage2(self.pool(self.stage1(x))))
-
-
-def build():
-    torch.manual_seed(0)
-    return TinyNet()
-'''
+# The user's module: the same class, written to a file with a factory function.
+FACTORY = "\n".join(
+    [
+        "import torch",
+        "from torch import nn",
+        "",
+        inspect.getsource(TinyNet),
+        "def build():",
+        "    torch.manual_seed(0)",
+        "    return TinyNet()",
+        "",
+    ]
+)
 
 
 @pytest.fixture
