@@ -18,6 +18,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import add_device_args, apply_device_args  # noqa: E402
+
 from areacam.features import FilterVisualizer  # noqa: E402
 
 SECTION = "## LIME and filter visualization"
@@ -69,13 +71,9 @@ def main() -> None:
     parser.add_argument("--filters", type=int, default=64)
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--append", action="store_true", help="append the result to docs/performance.md")
+    add_device_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = apply_device_args(args)
     model = conv_model(args.filters).to(device)
     viz = FilterVisualizer(model, "7", size=args.size, steps=args.steps, batch_size=args.filters)
     viz([0])  # warm-up

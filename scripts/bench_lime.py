@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_filters import append_performance
+from benchlib import add_device_args, apply_device_args
 
 from areacam.lime import Lime
 from areacam.targets import Area
@@ -57,13 +58,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=64, help="areacam's batch size (lime keeps its 10)")
     parser.add_argument("--width", type=int, default=16, help="channels of the dense model")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--append", action="store_true", help="append the result to docs/performance.md")
+    add_device_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = apply_device_args(args)
     model, x = dense_model(args.width).to(device), images(args.images, args.size).to(device)
     s = args.size
     boxes = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
 import statistics
@@ -32,6 +33,20 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}"
     )
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--threads`` and ``--append``, shared by the LIME and filter benchmarks."""
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--append", action="store_true", help="append the result to docs/performance.md")
+
+
+def apply_device_args(args: argparse.Namespace) -> torch.device:
+    """Set the thread count asked for and return the device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return torch.device(args.device)
 
 
 def record(section: str, body: str, path: Path = PERFORMANCE) -> None:
