@@ -402,15 +402,10 @@ def _step(
     opt_d: torch.optim.Optimizer | None,
 ) -> dict[str, float]:
     """One optimisation step; returns the loss terms as floats (``"loss"``: the main objective)."""
-    if task == "classification":
-        loss = F.cross_entropy(net(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach())}
-    if task == "segmentation":
-        assert mb is not None
-        loss = F.cross_entropy(net(xb), mb)
+    if task in ("classification", "segmentation"):
+        labels = yb if task == "classification" else mb  # per image, or per pixel
+        assert labels is not None
+        loss = F.cross_entropy(net(xb), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
