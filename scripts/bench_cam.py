@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torchvision
-from benchlib import machine, record, timeit
+from benchlib import machine, parse_record_args, record, timeit
 from pytorch_grad_cam import GradCAM as PgcGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, SemanticSegmentationTarget
 
@@ -83,11 +81,7 @@ def bench_regions(repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-record", action="store_true", help="print only; leave docs/performance.md alone")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+    args = parse_record_args(__doc__)
     a = bench_classifier(args.repeats)
     b = bench_regions(args.repeats)
     lines = [

@@ -10,13 +10,12 @@ one call per region (a wrapper module that sums the box), as a user of it would 
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import segmentation_models_pytorch as smp
 import torch
 from bench_cam import boxes
-from benchlib import machine, record, timeit
+from benchlib import machine, parse_record_args, record, timeit
 from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 from captum.attr import Saliency as CaptumSaliency
 from torch import nn
@@ -61,11 +60,7 @@ def without_inplace(model: nn.Module) -> nn.Module:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-record", action="store_true", help="print only; leave docs/performance.md alone")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+    args = parse_record_args(__doc__)
     rows = []
     for case, model, x, regions, channel, part in cases():
         plain = without_inplace(model)

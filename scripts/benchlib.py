@@ -35,6 +35,16 @@ def machine() -> str:
     )
 
 
+def parse_record_args(doc: str) -> argparse.Namespace:
+    """``--repeats`` and ``--no-record``, shared by the benchmarks that record a table; sets 2 threads."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-record", action="store_true", help="print only; leave docs/performance.md alone")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    return args
+
+
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     """``--device``, ``--threads`` and ``--append``, shared by the LIME and filter benchmarks."""
     parser.add_argument("--device", default="cpu")
