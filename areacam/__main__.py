@@ -1,5 +1,7 @@
+"""``python -m areacam``: the command line (see :mod:`areacam.app.cli`)."""
+
 import sys
 
-from .cli import main
+from .app.cli import main
 
 sys.exit(main())

@@ -63,12 +63,10 @@ def input_gradients(
     targets: Target | Sequence[Target],
     batched: bool | None = None,
     hooks: AbstractContextManager | None = None,
-    copies: int = 1,
 ) -> tuple[Tensor, Tensor, list[Target]]:
     """One forward pass; the input gradient of each target: ``(grads (B, K, C, H, W), scores (B, K))``.
 
-    ``hooks`` is a context manager active during the pass (e.g. guided-ReLU hooks). ``copies``: ``x``
-    stacks that many copies of the same samples (see :func:`areacam.vjp.score_targets`).
+    ``hooks`` is a context manager active during the pass (e.g. guided-ReLU hooks).
     """
     targets = as_target_list(targets)
     x = check_input(model, x)
@@ -77,7 +75,7 @@ def input_gradients(
         stack.enter_context(explaining(model))
         stack.enter_context(hooks if hooks is not None else nullcontext())
         output = model(inputs)
-        scores = score_targets(targets, output, inputs, copies)
+        scores = score_targets(targets, output, inputs)
         grads = target_gradients(scores, inputs, "the input", targets, batched)
     return grads, scores.detach().float(), targets
 

@@ -156,10 +156,11 @@ class SmoothGrad(_GradientExplainer):
         grad_sum = score_sum = None
         for start in range(0, self.samples, per_pass):
             count = min(per_pass, self.samples - start)
-            noisy = x.detach().repeat(count, 1, 1, 1)
+            noisy = x.detach().repeat(count, 1, 1, 1)  # copy-major: copy c of sample b is row c * B + b
             noise = torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = noisy + noise * sigma.repeat(count, 1, 1, 1)
-            grads, scores, _ = input_gradients(self.model, noisy, targets, self.batched, copies=count)
+            bound = [target.bind(list(range(batch)) * count) for target in targets]
+            grads, scores, _ = input_gradients(self.model, noisy, bound, self.batched)
             grads = grads.view(count, batch, *grads.shape[1:]).sum(0)
             scores = scores.view(count, batch, -1).sum(0)
             grad_sum = grads if grad_sum is None else grad_sum + grads

@@ -10,7 +10,6 @@ pass and one multi-output fit.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from .base import Explainer
 from .explanation import Explanation, normalize_maps
 from .state import check_input, explaining
-from .targets import Area, Class, Segment, Target, as_target_list
+from .targets import Target, as_target_list
 from .vjp import score_targets
 
 __all__ = ["SEGMENTATIONS", "Lime", "segment_image"]
@@ -93,54 +92,6 @@ def _positive_int(name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
-
-
-class _Zero(Target):
-    """Score 0 for every sample (a frozen region with no pixel in it)."""
-
-    def __repr__(self) -> str:
-        return "Zero()"
-
-    def select(self, output: Any) -> Any:
-        return output
-
-    def score(self, out: Any, inputs: Tensor) -> Tensor:
-        return inputs.new_zeros(inputs.shape[0], dtype=torch.float32)
-
-
-def _bind(target: Target, b: int, output: Any) -> Target:
-    """Target ``target`` for image ``b`` alone, read on a batch of its perturbations.
-
-    Per-sample choices are frozen at the unperturbed input: ``Class(None)`` becomes that image's
-    argmax, a per-sample index list its own index, a ``(B, H, W)`` mask its own mask, and
-    ``Segment`` the fixed set of pixels predicted as ``cls`` (an :class:`Area` of that channel).
-    """
-    if isinstance(target, Class):
-        if target.index is None:
-            index = int(target.select(output)[b].detach().argmax())
-        elif isinstance(target.index, (int, np.integer)):
-            return target
-        else:
-            index = int(list(target.index)[b])
-        return Class(index, output=target.output)
-    if isinstance(target, Segment):
-        selected = target.select(output)
-        predicted = target.predicted(selected)  # (B, 1, H, W)
-        weights = target.region.weights(predicted)
-        pixels = predicted[b, 0]
-        if weights is not None:
-            pixels = pixels * weights[min(b, weights.shape[0] - 1), 0]
-        if not (pixels > 0).any():
-            return _Zero()
-        channel = 0 if selected.dim() == 3 else target.cls
-        return Area(mask=pixels.detach().cpu(), channel=channel, output=target.output)
-    region = getattr(target, "region", None)
-    mask = getattr(region, "mask", None)
-    if isinstance(mask, Tensor) and mask.dim() == 3 and mask.shape[0] > 1:
-        target = copy.copy(target)
-        target.region = copy.copy(region)
-        target.region.mask = mask[b]
-    return target
 
 
 class Lime(Explainer):
@@ -232,7 +183,7 @@ class Lime(Explainer):
             scores = score_targets(targets, output, x).float()
             with tqdm(total=batch * steps, desc="Lime", unit="batch", disable=self._disable()) as bar:
                 for b in range(batch):
-                    bound = [_bind(target, b, output) for target in targets]
+                    bound = [target.bind(b, output) for target in targets]
                     labels = self._segments(x[b], rng)
                     data, preds = self._sample(x[b], labels, bound, rng, bar)
                     weights.append(self._fit(data, preds))

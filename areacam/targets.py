@@ -9,6 +9,7 @@ evaluates all of them on the same forward pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+import copy
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from torch import Tensor
 OutputSelector = int | str | Callable[[Any], Tensor] | None
 MaskLike = Tensor | np.ndarray
 Box = tuple[int, int, int, int]
+Samples = int | Sequence[int] | Tensor
 
 __all__ = [
     "Area",
@@ -89,6 +91,29 @@ def check_box(box: Sequence[int]) -> Box:
     return top, left, bottom, right
 
 
+def _check_samples(samples: Samples) -> int | list[int]:
+    """``samples`` of :meth:`Target.bind` as an int or a list of ints (``TypeError``/``ValueError``)."""
+    if isinstance(samples, Tensor):
+        samples = samples.tolist()
+    if isinstance(samples, (int, np.integer)) and not isinstance(samples, bool):
+        return int(samples)
+    if isinstance(samples, Sequence) and not isinstance(samples, str):
+        values = list(samples)
+        if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            return [int(v) for v in values]
+    raise TypeError(f"samples must be an int or a non-empty sequence of ints, got {samples!r}")
+
+
+def _take_rows(values: Tensor, samples: int | list[int], what: str) -> Tensor:
+    """Rows ``samples`` of a per-sample tensor; an int drops the batch dim."""
+    count = values.shape[0]
+    wanted = [samples] if isinstance(samples, int) else samples
+    bad = [v for v in wanted if not -count <= v < count]
+    if bad:
+        raise IndexError(f"sample {bad[0]} is out of range for {what} of {count} samples")
+    return values[samples]
+
+
 class Target:
     """Base class: ``target(output, inputs)`` returns a ``(B,)`` score tensor."""
 
@@ -101,6 +126,19 @@ class Target:
     def select(self, output: Any) -> Tensor:
         """The part of the model output this target reads."""
         return select_output(output, self.output)
+
+    def bind(self, samples: Samples, output: Any = None) -> Target:
+        """This target for a new batch drawn from the samples it was written for.
+
+        ``samples`` is one sample index (the new batch holds only copies or perturbations of that
+        sample, any number of them) or a 1-D sequence of indices (sample ``i`` of the new batch is
+        sample ``samples[i]`` of the original one). Per-sample arguments (a list of class indices,
+        a ``(B, H, W)`` mask) are taken at those indices. With ``output``, the model output on the
+        original batch, per-sample choices made from the output are frozen there: ``Class()``'s
+        argmax and ``Segment``'s predicted pixels. The default returns the target itself.
+        """
+        _check_samples(samples)
+        return self
 
     def __call__(self, output: Any, inputs: Tensor) -> Tensor:
         scores = self.score(self.select(output), inputs)
@@ -129,6 +167,21 @@ class Class(Target):
 
     def __repr__(self) -> str:
         return "Class(argmax)" if self.index is None else f"Class({self.index!r})"
+
+    def bind(self, samples: Samples, output: Any = None) -> Target:
+        samples = _check_samples(samples)
+        if isinstance(self.index, (int, np.integer)):
+            return self
+        if self.index is None:
+            if output is None:
+                return self  # argmax of each new sample
+            logits = self.select(output).detach()
+            if logits.dim() != 2:
+                raise ValueError(f"Class needs a (B, N) output, got shape {tuple(logits.shape)}")
+            index = _take_rows(logits, samples, "an output").argmax(dim=-1).tolist()
+        else:
+            index = _take_rows(torch.tensor([int(v) for v in self.index]), samples, "Class indices").tolist()
+        return Class(index, output=self.output)
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
         if out.dim() != 2:
@@ -196,6 +249,14 @@ class _Region:
         mask = mask.to(device=out.device, dtype=out.dtype)
         return mask.view(-1, 1, h, w)
 
+    def take(self, samples: int | list[int]) -> _Region:
+        """This region for the batch ``samples`` (see :meth:`Target.bind`): a ``(B, H, W)`` mask is indexed."""
+        if self.mask is None or self.mask.dim() == 2 or self.mask.shape[0] == 1:
+            return self
+        region = copy.copy(self)
+        region.mask = _take_rows(self.mask, samples, "a mask")
+        return region
+
     def describe(self) -> str:
         if self.box is not None:
             return f"box={self.box}"
@@ -232,7 +293,21 @@ def _check_channel(channel: int | None, channels: int, what: str = "channel") ->
         raise IndexError(f"{what} {channel} is out of range for an output of {channels} channels")
 
 
-class Area(Target):
+class _RegionTarget(Target):
+    """A target with a ``region``: binding indexes a per-sample mask."""
+
+    region: _Region
+
+    def bind(self, samples: Samples, output: Any = None) -> Target:
+        region = self.region.take(_check_samples(samples))
+        if region is self.region:
+            return self
+        bound = copy.copy(self)
+        bound.region = region
+        return bound
+
+
+class Area(_RegionTarget):
     """Sum (or mean) of a ``(B, C, H, W)`` output over a region.
 
     ``box=(top, left, bottom, right)`` slices ``out[..., top:bottom, left:right]``; ``mask`` is an
@@ -289,7 +364,7 @@ class Pixel(Area):
         return f"Pixel({self.y}, {self.x}{channel})"
 
 
-class Segment(Target):
+class Segment(_RegionTarget):
     """Seg-Grad-CAM: sum of ``logits[:, cls]`` over the pixels predicted as ``cls`` inside a region.
 
     Prediction is the argmax over channels; for a single-channel binary output, ``cls`` must be 0
@@ -328,6 +403,22 @@ class Segment(Target):
             raise IndexError(f"Segment class {self.cls} must be >= 0")
         return (out.detach().argmax(dim=1, keepdim=True) == self.cls).to(out.dtype)
 
+    def bind(self, samples: Samples, output: Any = None) -> Target:
+        """With ``output``: the fixed pixels predicted as ``cls`` there, an :class:`Area` of that channel."""
+        if output is None:
+            return super().bind(samples)
+        samples = _check_samples(samples)
+        selected = self.select(output)
+        predicted = self.predicted(selected)  # (B, 1, H, W)
+        weights = self.region.weights(predicted)
+        if weights is not None:
+            predicted = predicted * weights
+        pixels = _take_rows(predicted[:, 0].detach(), samples, "an output")
+        if not (pixels > 0).any():
+            return _Zero()
+        channel = 0 if selected.dim() == 3 else self.cls
+        return Area(mask=pixels, channel=channel, output=self.output)
+
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
         pixels = self.predicted(out)
         out = _dense(out, "Segment")
@@ -357,7 +448,7 @@ class Latent(Target):
         return out[:, self.index]
 
 
-class ReconstructionError(Target):
+class ReconstructionError(_RegionTarget):
     """Sum of squared error between the output and the input over a region.
 
     The input is the fixed reference (no gradient flows through it): the explanation shows which
@@ -404,6 +495,19 @@ class Score(Target):
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
         return self.fn(out)
+
+
+class _Zero(Target):
+    """Score 0 for every sample: a frozen region with no pixel in it."""
+
+    def __repr__(self) -> str:
+        return "Zero()"
+
+    def select(self, output: Any) -> Any:
+        return output
+
+    def score(self, out: Any, inputs: Tensor) -> Tensor:
+        return inputs.new_zeros(inputs.shape[0], dtype=torch.float32)
 
 
 def as_target_list(targets: Target | Sequence[Target]) -> list[Target]:

@@ -10,17 +10,8 @@ from torch import Tensor
 __all__ = ["score_targets", "target_gradients"]
 
 
-def score_targets(targets: Sequence, output: object, inputs: Tensor, copies: int = 1) -> Tensor:
-    """Evaluate every target on one model output: ``(B, K)`` scores, checked finite.
-
-    With ``copies > 1`` the batch holds that many consecutive copies of the same ``B / copies``
-    samples (SmoothGrad's noisy copies): each target reads one copy at a time, so per-sample
-    arguments (``Class([...])``, ``(B, H, W)`` masks) keep matching their samples.
-    """
-    if copies > 1:
-        size = inputs.shape[0] // copies
-        parts = [slice(c * size, (c + 1) * size) for c in range(copies)]
-        return torch.cat([score_targets(targets, _take(output, part), inputs[part]) for part in parts])
+def score_targets(targets: Sequence, output: object, inputs: Tensor) -> Tensor:
+    """Evaluate every target on one model output: ``(B, K)`` scores, checked finite."""
     scores = torch.stack([target(output, inputs) for target in targets], dim=1)
     if not torch.isfinite(scores).all():
         bad = (~torch.isfinite(scores)).nonzero()[0].tolist()
@@ -29,17 +20,6 @@ def score_targets(targets: Sequence, output: object, inputs: Tensor, copies: int
             "output holds NaN or inf there"
         )
     return scores
-
-
-def _take(output: object, part: slice) -> object:
-    """The samples ``part`` of every tensor in a (possibly nested) model output."""
-    if isinstance(output, Tensor):
-        return output[part] if output.dim() > 0 else output
-    if isinstance(output, dict):
-        return {key: _take(value, part) for key, value in output.items()}
-    if isinstance(output, (tuple, list)):
-        return type(output)(_take(value, part) for value in output)
-    return output
 
 
 def target_gradients(

@@ -14,7 +14,7 @@ def quick_demo(factory) -> tuple[Path, int, float, str]:
         import contextlib
         import io
 
-        from areacam.cli import main
+        from areacam.app.cli import main
 
         out = factory.mktemp("demo") / "demo_out"
         buffer = io.StringIO()

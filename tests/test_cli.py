@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 import areacam as ac
-from areacam.cli import layer_table, main
-from areacam.loading import read_images
-from areacam.spec import METHODS, SpecError, get_method, parse_target
+from areacam.app.cli import layer_table, main
+from areacam.app.loading import read_images
+from areacam.app.spec import METHODS, SpecError, get_method, parse_target
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from _demo_run import quick_demo
 
-from areacam import demo
-from areacam.demo.common import MODELS, Context, Figure, panel_figure
-from areacam.demo.report import CHECK_ID
+from areacam.app import demo
+from areacam.app.demo.common import MODELS, Context, Figure, panel_figure
+from areacam.app.demo.report import CHECK_ID
 
 EXPECTED = [
     "saliency_per_class.png", "filters_by_depth.png", "first_layer_kernels.png", "feature_maps_by_depth.png",
@@ -112,7 +112,7 @@ def test_missing_and_failing_stages_degrade_clearly(tmp_path, monkeypatch, capsy
 
 
 def test_report_html_escapes_text(tmp_path):
-    from areacam.demo.report import write_report
+    from areacam.app.demo.report import write_report
 
     path = write_report(tmp_path, [Figure("a.png", "segmentation", "<b>x</b>", "1 < 2 & 3")], ["ok"], {})
     page = path.read_text()
@@ -120,7 +120,7 @@ def test_report_html_escapes_text(tmp_path):
 
 
 def test_demo_help_example(capsys):
-    from areacam.cli import main
+    from areacam.app.cli import main
 
     with pytest.raises(SystemExit):
         main(["demo", "--help"])

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from areacam.demo.common import Figure, panel_figure
-from areacam.demo.report import write_report
+from areacam.app.demo.common import Figure, panel_figure
+from areacam.app.demo.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")

@@ -149,3 +149,31 @@ def test_score_shape_checked():
     assert ac.Score(lambda out: out[0].sum(1))((torch.ones(2, 3),), x).tolist() == [3.0, 3.0]
     with pytest.raises(ValueError, match=r"expected \(2,\)"):
         ac.Score(lambda out: out.sum())(torch.ones(2, 3), x)
+
+
+def test_bind_freezes_per_sample_choices_at_the_original_output():
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0]])
+    assert ac.Class().bind(1, logits).index == 0  # sample 1's argmax, any batch size
+    assert ac.Class().bind([1, 0, 1], logits).index == [0, 1, 0]
+    assert ac.Class([2, 1]).bind([1, 1, 0]).index == [1, 1, 2]
+    unbound = ac.Class()
+    assert unbound.bind([0, 1]) is unbound  # no output: each new sample's own argmax
+    dense = torch.zeros(2, 3, 4, 4)
+    dense[0, 2, :2] = 5.0  # sample 0 predicts class 2 on its top two rows
+    frozen = ac.Segment(2).bind(0, dense)
+    perturbed = torch.randn(5, 3, 4, 4)
+    expected = perturbed[:, 2, :2].flatten(1).sum(1)
+    torch.testing.assert_close(frozen(perturbed, torch.zeros(5, 1, 4, 4)), expected)
+    assert ac.Segment(2).bind(1, dense)(perturbed, perturbed).eq(0).all()  # nothing predicted there
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[1, 3, 3] = True
+    area = ac.Area(mask=masks).bind([1, 1])
+    out = torch.arange(2 * 16.0).view(2, 1, 4, 4)
+    torch.testing.assert_close(area(out, out), torch.tensor([15.0, 31.0]))
+
+
+def test_bind_rejects_bad_samples():
+    with pytest.raises(TypeError, match="samples must be"):
+        ac.Class().bind("0")
+    with pytest.raises(IndexError, match="sample 5 is out of range"):
+        ac.Class([0, 1]).bind([5])

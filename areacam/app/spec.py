@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target, check_box
+from ..targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target, check_box
 
 __all__ = [
     "METHODS",
@@ -122,7 +122,7 @@ class Method:
 
 def _lime(model: nn.Module, layer: str | None, size: tuple[int, int] | None = None) -> Callable:
     try:
-        from .lime import Lime
+        from ..lime import Lime
     except ImportError as err:  # pragma: no cover - depends on the install
         raise SpecError(f"method 'lime' is unavailable: {err}") from None
     if size is not None and min(size) < 64:  # quickshift finds too few superpixels on small images
@@ -133,8 +133,8 @@ def _lime(model: nn.Module, layer: str | None, size: tuple[int, int] | None = No
 
 
 def _methods() -> dict[str, Method]:
-    from .cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
-    from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
+    from ..cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+    from ..gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
 
     def cam(cls: type) -> Callable[[nn.Module, str | None], Callable]:
         return lambda model, layer: cls(model, layer)

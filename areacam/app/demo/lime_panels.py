@@ -7,8 +7,8 @@ import torch
 
 import areacam as ac
 
-from ..data import SHAPE_CLASSES
-from ..viz import overlay, to_rgb
+from ...data import SHAPE_CLASSES
+from ...viz import overlay, to_rgb
 from .common import Context, Figure, draw_box, panel_figure, sample_per_class
 from .features import require
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..viz import to_rgb
+from ...viz import to_rgb
 from .common import Context, Figure, StageSkipped, panel_figure, sample_per_class
 
 __all__ = ["feature_maps_by_depth", "filters_by_depth", "require", "tsne_features"]
@@ -51,7 +51,7 @@ def feature_maps_by_depth(ctx: Context) -> list[Figure]:
     feats = require("areacam.features")
     import matplotlib.pyplot as plt
 
-    from ..explanation import normalize_maps
+    from ...explanation import normalize_maps
 
     model = ctx.model("shapes_classifier")
     data = ctx.data("shapes_classifier")

@@ -6,8 +6,8 @@ import torch
 
 import areacam as ac
 
-from ..data import SHAPE_CLASSES
-from ..viz import overlay, to_rgb
+from ...data import SHAPE_CLASSES
+from ...viz import overlay, to_rgb
 from .common import Context, Figure, label_colors, panel_figure, sample_per_class
 
 __all__ = ["LAYERS", "cams_across_architectures", "segment_debugging"]

@@ -221,8 +221,8 @@ def _slug(text: str) -> str:
 
 def run_explain(args: argparse.Namespace) -> int:
     """``areacam explain``: check everything, compute all maps, then write them at once."""
-    from .layers import resolve_layer
-    from .viz import COLORMAPS, save_png
+    from ..layers import resolve_layer
+    from ..viz import COLORMAPS, save_png
 
     method = get_method(args.method)
     targets = parse_targets(args.target)

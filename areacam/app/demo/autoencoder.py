@@ -6,7 +6,7 @@ import torch
 
 import areacam as ac
 
-from ..viz import gradient_image, overlay, to_rgb
+from ...viz import gradient_image, overlay, to_rgb
 from .common import Context, Figure, draw_box, panel_figure, sample_per_class
 
 __all__ = ["BOXES", "area_gradcam"]

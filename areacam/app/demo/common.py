@@ -225,7 +225,7 @@ def panel_figure(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ..viz import save_figure
+    from ...viz import save_figure
 
     nrows, ncols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols + (0.6 if row_titles else 0), cell * nrows),

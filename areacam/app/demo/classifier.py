@@ -6,7 +6,7 @@ import torch
 
 import areacam as ac
 
-from ..viz import gradient_image, overlay, to_rgb
+from ...viz import gradient_image, overlay, to_rgb
 from .common import Context, Figure, panel_figure, sample_per_class
 
 __all__ = ["explanations_by_epoch", "gradcam_by_layer", "saliency_per_class"]
@@ -56,7 +56,7 @@ def gradcam_by_layer(ctx: Context) -> list[Figure]:
 
 
 def _layer_figure(ctx: Context, rows: list, names: list[str], y: torch.Tensor) -> list[Figure]:
-    from ..data import SHAPE_CLASSES
+    from ...data import SHAPE_CLASSES
 
     n = len(y)
     cols = [f"Grad-CAM: {SHAPE_CLASSES[int(c)]}" for c in y] + [f"Grad-CAM++: {SHAPE_CLASSES[int(c)]}" for c in y]
