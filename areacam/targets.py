@@ -8,8 +8,8 @@ evaluates all of them on the same forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import copy
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
