@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .loading import InputError, default_size, input_channels, load_model, read_images
-from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, parse_targets
+from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, method_layer, parse_targets
 
 __all__ = ["build_parser", "layer_table", "main", "run_explain"]
 
@@ -221,7 +221,6 @@ def _slug(text: str) -> str:
 
 def run_explain(args: argparse.Namespace) -> int:
     """``areacam explain``: check everything, compute all maps, then write them at once."""
-    from ..layers import resolve_layer
     from ..viz import COLORMAPS, save_png
 
     method = get_method(args.method)
@@ -232,11 +231,10 @@ def run_explain(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {args.out!r} exists and is not a folder")
     model = load_model(args.model, args.weights)
-    if method.needs_layer and args.layer:
-        resolve_layer(model, args.layer)
+    layer = method_layer(method, model, args.layer)
     size = tuple(args.size) if args.size else default_size(model)
     x = read_images(args.image, size, input_channels(model))
-    explainer = make_explainer(method, model, args.layer, tuple(x.shape[-2:]))
+    explainer = make_explainer(method, model, layer, tuple(x.shape[-2:]))
     try:
         expl = explainer(x, targets)
     except RuntimeError as err:

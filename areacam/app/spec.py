@@ -110,22 +110,30 @@ def parse_targets(specs: list[str]) -> list[Target]:
     return [parse_target(spec) for spec in specs]
 
 
+Size = tuple[int, ...]
+Builder = Callable[[nn.Module, "nn.Module | None", Size], Callable]
+
+
 @dataclass(frozen=True)
 class Method:
-    """A method the command line offers: its name, whether it needs ``--layer``, and a builder."""
+    """A method the command line offers: its name, whether it needs ``--layer``, and a builder.
+
+    Every builder has one signature: ``build(model, layer, size)`` with ``layer`` the resolved
+    module (``None`` for methods without a layer) and ``size`` the input's spatial size.
+    """
 
     name: str
     needs_layer: bool
-    build: Callable[..., Callable]
+    build: Builder
     help: str
 
 
-def _lime(model: nn.Module, layer: str | None, size: tuple[int, int] | None = None) -> Callable:
+def _lime(model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
     try:
         from ..lime import Lime
     except ImportError as err:  # pragma: no cover - depends on the install
         raise SpecError(f"method 'lime' is unavailable: {err}") from None
-    if size is not None and min(size) < 64:  # quickshift finds too few superpixels on small images
+    if min(size) < 64:  # quickshift finds too few superpixels on small images
         segments = max(4, min(50, size[0] * size[1] // 16))
         return Lime(model, num_samples=300, batch_size=50, random_state=0, segmentation="slic",
                     segmentation_params={"n_segments": segments}, progress=False)
@@ -136,11 +144,11 @@ def _methods() -> dict[str, Method]:
     from ..cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
     from ..gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
 
-    def cam(cls: type) -> Callable[[nn.Module, str | None], Callable]:
-        return lambda model, layer: cls(model, layer)
+    def cam(cls: type, **kw: object) -> Builder:
+        return lambda model, layer, size: cls(model, layer, **kw)
 
-    def grad(cls: type, **kw: object) -> Callable[[nn.Module, str | None], Callable]:
-        return lambda model, layer: cls(model, **kw)
+    def grad(cls: type, **kw: object) -> Builder:
+        return lambda model, layer, size: cls(model, **kw)
 
     table = [
         Method("gradcam", True, cam(GradCAM), "Grad-CAM"),
@@ -170,15 +178,17 @@ def get_method(name: str) -> Method:
     return METHODS[key]
 
 
-def make_explainer(
-    method: Method, model: nn.Module, layer: str | None, size: tuple[int, int] | None = None
-) -> Callable:
-    """Build the explainer; CAM methods need ``layer``, gradient methods and LIME ignore it.
-
-    ``size`` is the input's ``(H, W)``: LIME uses SLIC superpixels on images under 64 pixels.
-    """
-    if method.needs_layer and not layer:
+def method_layer(method: Method, model: nn.Module, layer: str | None) -> nn.Module | None:
+    """Resolve ``--layer`` once for ``method``: the module, or ``None`` for methods without a layer."""
+    if not method.needs_layer:
+        return None
+    if not layer:
         raise SpecError(f"method {method.name!r} needs --layer NAME; list candidates with 'areacam layers --model ...'")
-    if method.name == "lime":
-        return method.build(model, layer, size)
-    return method.build(model, layer)
+    from ..layers import resolve_layer
+
+    return resolve_layer(model, layer)
+
+
+def make_explainer(method: Method, model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
+    """Build the explainer from the layer :func:`method_layer` resolved and the input's spatial ``size``."""
+    return method.build(model, layer, tuple(size))
