@@ -7,6 +7,7 @@ Targets turn a model output into per-sample scores; explainers turn scores into 
     expl.maps  # (B, K, H, W) in [0, 1]
 """
 
+from . import metrics
 from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from .embed import Embedding, embed
 from .explanation import Explanation
@@ -46,6 +47,7 @@ __all__ = [
     "filter_weights",
     "gradient_image",
     "grid_figure",
+    "metrics",
     "overlay",
     "region_figure",
 ]
