@@ -38,7 +38,8 @@ def layer_gradients(
 ) -> tuple[Tensor, Tensor, Tensor, list[Target]]:
     """One forward pass; activations of ``layer`` and their gradient for each target.
 
-    Returns ``(acts (B, C, h, w), grads (B, K, C, h, w), scores (B, K), targets)``, float32, detached.
+    Returns ``(acts (B, C, *s), grads (B, K, C, *s), scores (B, K), targets)``, float32, detached;
+    ``*s`` are the layer's spatial dims, as many as the input's.
     No graph is built below the layer, so the backward passes stop there.
     """
     targets = as_target_list(targets)
@@ -50,8 +51,12 @@ def layer_gradients(
         where = f"layer {capture.name!r}"
         if acts is None:
             raise ValueError(f"{where} did not run in the model's forward pass")
-        if acts.dim() != 4:
-            raise ValueError(f"CAM methods need a (B, C, h, w) activation, but {where} gives {tuple(acts.shape)}")
+        if acts.dim() != x.dim():
+            shape = {3: "(B, C, l)", 4: "(B, C, h, w)", 5: "(B, C, d, h, w)"}[x.dim()]
+            raise ValueError(
+                f"CAM methods need a {shape} activation (the {x.dim() - 2} spatial dims of the input "
+                f"{tuple(x.shape)}), but {where} gives {tuple(acts.shape)}"
+            )
         scores = score_targets(targets, output, x)
         grads = target_gradients(scores, acts, where, targets, batched)
     return acts.detach().float(), grads, scores.detach().float(), targets
@@ -64,7 +69,7 @@ def input_gradients(
     batched: bool | None = None,
     hooks: AbstractContextManager | None = None,
 ) -> tuple[Tensor, Tensor, list[Target]]:
-    """One forward pass; the input gradient of each target: ``(grads (B, K, C, H, W), scores (B, K))``.
+    """One forward pass; the input gradient of each target: ``(grads (B, K, C, *spatial), scores (B, K))``.
 
     ``hooks`` is a context manager active during the pass (e.g. guided-ReLU hooks).
     """
@@ -81,6 +86,6 @@ def input_gradients(
 
 
 def finish(raw: Tensor, maps: Tensor, scores: Tensor, targets: list[Target], size: Sequence[int]) -> Explanation:
-    """Build the result: ``maps`` ``(B, K, h, w)`` upsampled to ``size`` and min-max normalised."""
+    """Build the result: ``maps`` ``(B, K, *s)`` upsampled to ``size`` and min-max normalised."""
     maps, degenerate = normalize_maps(upsample(maps, tuple(size)))
     return Explanation(maps=maps, raw=raw, scores=scores, degenerate=degenerate, targets=list(targets))

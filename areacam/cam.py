@@ -1,7 +1,9 @@
 """The CAM family: Grad-CAM, Grad-CAM++, HiResCAM and LayerCAM for any target.
 
 Each method is a small subclass that turns a layer's activations and each target's gradient into
-a ``(B, K, h, w)`` map; the forward pass, the K backward passes and the result are shared.
+a ``(B, K, h, w)`` map; the forward pass, the K backward passes and the result are shared. Signals
+and volumes work alike: activations ``(B, C, *s)`` with 1, 2 or 3 spatial dims, weights averaged
+over all of them, maps ``(B, K, *s)``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from .explanation import Explanation
 from .layers import resolve_layer
 from .targets import Target
 
-__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM"]
+__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "spatial_dims"]
+
+# einsum letters of the spatial dims: the 2-D equations are the original "bchw" ones.
+_LETTERS = {1: "l", 2: "hw", 3: "dhw"}
+
+
+def spatial_dims(tensor: Tensor, first: int) -> tuple[int, ...]:
+    """The dims of ``tensor`` from ``first`` on: the spatial dims of ``(B, C, *s)`` (first=2) or ``(B, K, C, *s)``."""
+    return tuple(range(first, tensor.dim()))
 
 
 class CAM(Explainer):
@@ -32,15 +42,16 @@ class CAM(Explainer):
         self.batched = batched
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+        """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
         acts, grads, scores, targets = layer_gradients(self.model, self.layer, x, targets, self.batched)
         raw = torch.relu(self.cam(acts, grads))
-        return finish(raw, raw, scores, targets, x.shape[-2:])
+        return finish(raw, raw, scores, targets, x.shape[2:])
 
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
-        """Map before the ReLU: ``acts (B, C, h, w)``, ``grads (B, K, C, h, w)`` -> ``(B, K, h, w)``."""
+        """Map before the ReLU: ``acts (B, C, *s)``, ``grads (B, K, C, *s)`` -> ``(B, K, *s)``."""
         weights = self.weights(acts, grads)
-        return torch.einsum("bkc,bchw->bkhw", weights, acts)
+        s = _LETTERS[acts.dim() - 2]
+        return torch.einsum(f"bkc,bc{s}->bk{s}", weights, acts)
 
     def weights(self, acts: Tensor, grads: Tensor) -> Tensor:  # pragma: no cover - abstract
         """Channel weights ``(B, K, C)``."""
@@ -51,7 +62,7 @@ class GradCAM(CAM):
     """Grad-CAM: activations weighted by the spatial mean of their gradients (Selvaraju et al.)."""
 
     def weights(self, acts: Tensor, grads: Tensor) -> Tensor:
-        return grads.mean(dim=(3, 4))
+        return grads.mean(dim=spatial_dims(grads, 3))
 
 
 class GradCAMPlusPlus(CAM):
@@ -66,21 +77,24 @@ class GradCAMPlusPlus(CAM):
     def weights(self, acts: Tensor, grads: Tensor) -> Tensor:
         grads2 = grads.pow(2)
         grads3 = grads2 * grads
-        act_sums = acts.sum(dim=(2, 3))[:, None, :, None, None]
+        act_sums = acts.sum(dim=spatial_dims(acts, 2))
+        act_sums = act_sums.view(*act_sums.shape[:1], 1, act_sums.shape[1], *[1] * (acts.dim() - 2))
         alpha = grads2 / (2 * grads2 + act_sums * grads3 + self.eps)
         alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
-        return (torch.relu(grads) * alpha).sum(dim=(3, 4))
+        return (torch.relu(grads) * alpha).sum(dim=spatial_dims(grads, 3))
 
 
 class HiResCAM(CAM):
     """HiResCAM: channel sum of gradient x activation (Draelos & Carin)."""
 
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
-        return torch.einsum("bkchw,bchw->bkhw", grads, acts)
+        s = _LETTERS[acts.dim() - 2]
+        return torch.einsum(f"bkc{s},bc{s}->bk{s}", grads, acts)
 
 
 class LayerCAM(CAM):
     """LayerCAM: channel sum of ReLU(gradient) x activation (Jiang et al.)."""
 
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
-        return torch.einsum("bkchw,bchw->bkhw", torch.relu(grads), acts)
+        s = _LETTERS[acts.dim() - 2]
+        return torch.einsum(f"bkc{s},bc{s}->bk{s}", torch.relu(grads), acts)

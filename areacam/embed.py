@@ -32,7 +32,7 @@ def pooled_features(model: nn.Module, layer: nn.Module | str, images: Tensor, ba
 
     The forward pass stops at the layer; the model runs in eval mode under ``torch.no_grad()``.
     """
-    images = check_input(model, images)
+    images = check_input(model, images, spatial=(2,), method="embed (pooled 2-D feature maps)")
     module = resolve_layer(model, layer)
     what = f"layer {layer_name(model, module)!r}"
     chunks = []

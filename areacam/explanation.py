@@ -20,15 +20,21 @@ __all__ = ["Explanation", "normalize_maps", "upsample"]
 _FLAT = 1e-6
 
 
-def upsample(raw: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``(B, K, h, w)`` maps to ``size`` (``align_corners=False``)."""
-    if tuple(raw.shape[-2:]) == tuple(size):
+_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def upsample(raw: Tensor, size: tuple[int, ...]) -> Tensor:
+    """Resize ``(B, K, *spatial)`` maps to ``size``: linear, bilinear or trilinear (``align_corners=False``)."""
+    size = tuple(size)
+    if tuple(raw.shape[2:]) == size:
         return raw
-    return F.interpolate(raw, size=tuple(size), mode="bilinear", align_corners=False)
+    if raw.dim() - 2 != len(size) or len(size) not in _MODES:
+        raise ValueError(f"cannot resize maps of shape {tuple(raw.shape)} to {size}: the spatial dims differ")
+    return F.interpolate(raw, size=size, mode=_MODES[len(size)], align_corners=False)
 
 
 def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """Min-max normalise each ``(H, W)`` map of ``(B, K, H, W)`` to ``[0, 1]``.
+    """Min-max normalise each ``(*spatial)`` map of ``(B, K, *spatial)`` to ``[0, 1]``.
 
     Returns ``(maps, degenerate)``: a constant map (range 0, or below 1e-6 of its magnitude) is all
     zeros and flagged ``True`` in the ``(B, K)`` bool tensor.
@@ -47,9 +53,10 @@ def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
 class Explanation:
     """What an explainer returns for ``B`` images and ``K`` targets.
 
-    - ``maps``: ``(B, K, H, W)`` in ``[0, 1]`` at the input's size.
+    - ``maps``: ``(B, K, H, W)`` in ``[0, 1]`` at the input's size (``(B, K, *spatial)`` for
+      signals ``(L,)`` and volumes ``(D, H, W)``).
     - ``raw``: CAMs ``(B, K, h, w)`` at the layer's size; gradient methods ``(B, K, C, H, W)``
-      signed input gradients; Lime ``(B, K, S)`` signed segment weights.
+      signed input gradients; Lime ``(B, K, S)`` signed segment weights (any spatial dims likewise).
     - ``scores``: ``(B, K)`` target scores of the explained forward pass.
     - ``degenerate``: ``(B, K)`` bool, the map is constant and carries no information.
     - ``segments``: Lime only, ``(B, H, W)`` superpixel labels.
@@ -66,10 +73,18 @@ class Explanation:
     def __len__(self) -> int:
         return self.maps.shape[0]
 
+    def _check_2d(self, what: str) -> None:
+        if self.maps.dim() != 4:
+            raise ValueError(
+                f"Explanation.{what} draws 2-D images, but the maps are {tuple(self.maps.shape)}; draw volumes "
+                "with ac.volume_figure / ac.slice_grid and signals with ac.signal_figure"
+            )
+
     def overlay(self, images: Tensor | np.ndarray, colormap: str = "jet", alpha: float = 0.5) -> np.ndarray:
         """Heatmaps over ``images`` ``(B, C, H, W)``: a ``(B, K, H, W, 3)`` uint8 RGB array."""
         from .viz import overlay, to_rgb
 
+        self._check_2d("overlay")
         rgb = to_rgb(images)
         if rgb.shape[0] != self.maps.shape[0]:  # checked here, so zip() below cannot truncate
             raise ValueError(f"got {rgb.shape[0]} images for an explanation of {self.maps.shape[0]}")
@@ -88,6 +103,7 @@ class Explanation:
         """Grid figure, rows = images, columns = input then one overlay per target; saved if ``path``."""
         from .viz import grid_figure
 
+        self._check_2d("plot")
         if titles is None:
             titles = [repr(target) for target in self.targets] or [f"target {k}" for k in range(self.maps.shape[1])]
         return grid_figure(self.overlay(images, colormap=colormap, alpha=alpha), images, titles, path=path)

@@ -102,6 +102,16 @@ def _positive(name: str, value: object, integer: bool = True) -> None:
         raise ValueError(f"{name} must be > 0, got {value}")
 
 
+def _check_2d_model(model: nn.Module) -> None:
+    """``ValueError`` for a model of signals or volumes: filter visualisation optimises 2-D images."""
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose3d)):
+            raise ValueError(
+                f"FilterVisualizer optimises 2-D images (B, C, H, W) only, but layer {name!r} of "
+                f"{type(model).__name__} is a {type(module).__name__}: signals and volumes are not supported"
+            )
+
+
 class FilterVisualizer:
     """Images that maximise the mean activation of channels of ``layer``, by gradient ascent.
 
@@ -136,6 +146,7 @@ class FilterVisualizer:
         self.model = model
         self.layer = resolve_layer(model, layer)
         self.name = layer_name(model, self.layer)
+        _check_2d_model(model)
         for name, value in (("size", size), ("channels", channels), ("steps", steps), ("batch_size", batch_size)):
             _positive(name, value)
         _positive("lr", lr, integer=False)
@@ -328,7 +339,7 @@ def feature_maps(
     """
     from .explanation import normalize_maps
 
-    x = check_input(model, x)
+    x = check_input(model, x, spatial=(2,), method="feature_maps (a figure of 2-D maps)")
     _positive("channels", channels)
     module = resolve_layer(model, layer)
     what = f"layer {layer_name(model, module)!r}"

@@ -1,7 +1,8 @@
 """Input-gradient methods: Saliency, InputXGradient, SmoothGrad, GuidedBackprop, GuidedGradCAM.
 
 ``raw`` is the signed input gradient ``(B, K, C, H, W)``; ``maps`` is the channel maximum of its
-absolute value, min-max normalised per map.
+absolute value, min-max normalised per map. Signals ``(B, C, L)`` and volumes ``(B, C, D, H, W)``
+work alike: ``raw`` ``(B, K, C, *spatial)``, ``maps`` ``(B, K, *spatial)``.
 
 Guided backpropagation stops negative gradients at every ``nn.ReLU`` module, in-place ones
 included, through a forward hook that leaves the module untouched. Activations called as
@@ -29,7 +30,7 @@ __all__ = ["GuidedBackprop", "GuidedGradCAM", "InputXGradient", "Saliency", "Smo
 
 
 def gradient_maps(raw: Tensor) -> Tensor:
-    """``(B, K, C, H, W)`` signed gradients -> ``(B, K, H, W)`` channel max of the absolute value."""
+    """``(B, K, C, *spatial)`` signed gradients -> ``(B, K, *spatial)`` channel max of the absolute value."""
     return raw.abs().amax(dim=2)
 
 
@@ -41,16 +42,16 @@ class _GradientExplainer(Explainer):
         self.batched = batched
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+        """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
         grads, scores, targets = input_gradients(self.model, x, targets, self.batched, self._hooks())
         raw = self.attribute(x, grads)
-        return finish(raw, gradient_maps(raw), scores, targets, x.shape[-2:])
+        return finish(raw, gradient_maps(raw), scores, targets, x.shape[2:])
 
     def _hooks(self):
         return None
 
     def attribute(self, x: Tensor, grads: Tensor) -> Tensor:
-        """``raw`` from the input ``x`` and the gradients ``(B, K, C, H, W)``."""
+        """``raw`` from the input ``x`` and the gradients ``(B, K, C, *spatial)``."""
         return grads
 
 
@@ -151,14 +152,15 @@ class SmoothGrad(_GradientExplainer):
         else:
             generator.manual_seed(self.random_state)
         flat = x.detach().flatten(1)
-        sigma = (self.noise * (flat.amax(1) - flat.amin(1))).view(-1, 1, 1, 1)
+        ones = [1] * (x.dim() - 1)
+        sigma = (self.noise * (flat.amax(1) - flat.amin(1))).view(-1, *ones)
         per_pass = max(1, self.chunk // batch)
         grad_sum = score_sum = None
         for start in range(0, self.samples, per_pass):
             count = min(per_pass, self.samples - start)
-            noisy = x.detach().repeat(count, 1, 1, 1)  # copy-major: copy c of sample b is row c * B + b
+            noisy = x.detach().repeat(count, *ones)  # copy-major: copy c of sample b is row c * B + b
             noise = torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
-            noisy = noisy + noise * sigma.repeat(count, 1, 1, 1)
+            noisy = noisy + noise * sigma.repeat(count, *ones)
             bound = [target.bind(list(range(batch)) * count) for target in targets]
             grads, scores, _ = input_gradients(self.model, noisy, bound, self.batched)
             grads = grads.view(count, batch, *grads.shape[1:]).sum(0)
@@ -166,11 +168,11 @@ class SmoothGrad(_GradientExplainer):
             grad_sum = grads if grad_sum is None else grad_sum + grads
             score_sum = scores if score_sum is None else score_sum + scores
         raw = grad_sum / self.samples
-        return finish(raw, gradient_maps(raw), score_sum / self.samples, targets, x.shape[-2:])
+        return finish(raw, gradient_maps(raw), score_sum / self.samples, targets, x.shape[2:])
 
 
 class GuidedGradCAM(Explainer):
-    """Guided Grad-CAM: guided backprop times the bilinearly upsampled Grad-CAM (raw, unnormalised).
+    """Guided Grad-CAM: guided backprop times the upsampled Grad-CAM (raw, unnormalised; linear, bilinear or trilinear).
 
     Two passes (guided and plain gradients differ), each computing all K targets.
     """
@@ -181,8 +183,8 @@ class GuidedGradCAM(Explainer):
         self.guided = GuidedBackprop(model, batched)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+        """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
         cam = self.gradcam(x, targets)
         guided = self.guided(x, cam.targets)
-        raw = guided.raw * upsample(cam.raw, tuple(x.shape[-2:])).unsqueeze(2)
-        return finish(raw, gradient_maps(raw), cam.scores, cam.targets, x.shape[-2:])
+        raw = guided.raw * upsample(cam.raw, tuple(x.shape[2:])).unsqueeze(2)
+        return finish(raw, gradient_maps(raw), cam.scores, cam.targets, x.shape[2:])

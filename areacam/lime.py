@@ -170,7 +170,7 @@ class Lime(Explainer):
         from tqdm.auto import tqdm
 
         targets = as_target_list(targets)
-        x = check_input(self.model, x)
+        x = check_input(self.model, x, spatial=(2,), method="Lime (superpixels of 2-D images)")
         batch, channels, height, width = x.shape
         self._check_colour(channels)
         rng = check_random_state(self.random_state)

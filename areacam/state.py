@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_input", "explaining", "model_device_dtype"]
+__all__ = ["SPATIAL_SHAPES", "check_input", "explaining", "model_device_dtype"]
 
 
 @contextmanager
@@ -37,16 +37,37 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dty
     return None, None
 
 
-def check_input(model: nn.Module, x: object) -> Tensor:
-    """Check that ``x`` is a finite float ``(B, C, H, W)`` tensor on the model's device and dtype.
+SPATIAL_SHAPES = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, D, H, W)"}
 
-    Returns ``x``, or a normal copy of it when it was made under ``torch.inference_mode()`` (such a
-    tensor cannot enter an autograd graph).
+
+def _check_conv_dims(model: nn.Module, x: Tensor) -> None:
+    """``ValueError`` when every convolution of ``model`` has another number of spatial dims than ``x``."""
+    dims = {len(m.kernel_size) for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)}
+    if len(dims) == 1 and (n := dims.pop()) != x.dim() - 2 and n in SPATIAL_SHAPES:
+        raise ValueError(
+            f"x must be {n + 2}-D {SPATIAL_SHAPES[n]} for {type(model).__name__}, whose convolutions are "
+            f"{n}-D, got shape {tuple(x.shape)}"
+        )
+
+
+def check_input(model: nn.Module, x: object, spatial: tuple[int, ...] = (1, 2, 3), method: str | None = None) -> Tensor:
+    """Check that ``x`` is a finite float ``(B, C, *spatial)`` tensor on the model's device and dtype.
+
+    ``spatial`` lists the accepted numbers of spatial dims (1: signals ``(B, C, L)``, 2: images
+    ``(B, C, H, W)``, 3: volumes ``(B, C, D, H, W)``); ``method`` names the caller in the error of a
+    method that draws only some of them. Returns ``x``, or a normal copy of it when it was made under
+    ``torch.inference_mode()`` (such a tensor cannot enter an autograd graph).
     """
+    shapes = " or ".join(SPATIAL_SHAPES[n] for n in spatial)
     if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"x must be 4-D (B, C, H, W), got shape {tuple(x.shape)}")
+        raise TypeError(f"x must be a torch.Tensor of shape {shapes}, got {type(x).__name__}")
+    if x.dim() - 2 not in spatial:
+        if method is not None and x.dim() - 2 in SPATIAL_SHAPES:
+            raise ValueError(
+                f"{method} works on {shapes} inputs only, got a {x.dim() - 2}-D input of shape {tuple(x.shape)}"
+            )
+        raise ValueError(f"x must be {shapes}, got shape {tuple(x.shape)}")
+    _check_conv_dims(model, x)
     if not x.is_floating_point():
         raise TypeError(f"x must be a float tensor, got {x.dtype}; e.g. x.float() / 255 for images")
     if x.shape[0] == 0 or x.numel() == 0:

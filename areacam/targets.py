@@ -1,9 +1,14 @@
 """Targets: turn a model output into one score per sample, shape ``(B,)``.
 
 A target is a small callable ``target(output, inputs) -> (B,)``. ``output`` is whatever the model
-returned (tensor, tuple, dict); ``inputs`` is the explained ``(B, C, H, W)`` batch, which only
-:class:`ReconstructionError` reads. Every explainer accepts one target or a list of ``K`` targets and
-evaluates all of them on the same forward pass.
+returned (tensor, tuple, dict); ``inputs`` is the explained ``(B, C, *spatial)`` batch: dense targets read its number of
+spatial dims (1: signals, 2: images, 3: volumes) to read the output as ``(B, C, *spatial)``, and
+:class:`ReconstructionError` compares against it. Every explainer accepts one target or a list of ``K``
+targets and evaluates all of them on the same forward pass.
+
+Regions are boxes with one ``(start, stop)`` pair per spatial dim, starts first: ``(start, stop)``
+for a signal, ``(top, left, bottom, right)`` for an image, ``(z0, y0, x0, z1, y1, x1)`` for a
+volume; or masks of the output's spatial shape, shared ``(*spatial)`` or per sample ``(B, *spatial)``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .state import SPATIAL_SHAPES
+
 OutputSelector = int | str | Callable[[Any], Tensor] | None
 MaskLike = Tensor | np.ndarray
-Box = tuple[int, int, int, int]
+Box = tuple[int, ...]
 Samples = int | Sequence[int] | Tensor
 
 __all__ = [
@@ -79,16 +86,33 @@ def select_output(output: Any, selector: OutputSelector) -> Tensor:
     return picked
 
 
+BOX_NAMES = {1: "(start, stop)", 2: "(top, left, bottom, right)", 3: "(z0, y0, x0, z1, y1, x1)"}
+
+
 def check_box(box: Sequence[int]) -> Box:
-    """``(top, left, bottom, right)`` as ints, checked non-negative and non-empty (``ValueError``)."""
-    if len(box) != 4 or not all(isinstance(v, (int, np.integer)) for v in box):
-        raise ValueError(f"box must be 4 ints (top, left, bottom, right), got {box!r}")
-    top, left, bottom, right = (int(v) for v in box)
-    if top < 0 or left < 0:
+    """A box as ints: one ``(start, stop)`` pair per spatial dim, starts first (``ValueError``).
+
+    ``(start, stop)`` for signals, ``(top, left, bottom, right)`` for images, ``(z0, y0, x0, z1,
+    y1, x1)`` for volumes; stops are exclusive, like slicing. Checked non-negative and non-empty.
+    """
+    if (
+        isinstance(box, (str, bytes))
+        or not isinstance(box, Sequence)
+        or len(box) not in (2, 4, 6)
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in box)
+    ):
+        raise ValueError(
+            f"box must be 4 ints {BOX_NAMES[2]} for an image, 6 {BOX_NAMES[3]} for a volume or 2 "
+            f"{BOX_NAMES[1]} for a signal, got {box!r}"
+        )
+    values = tuple(int(v) for v in box)
+    half = len(values) // 2
+    starts, stops = values[:half], values[half:]
+    if any(v < 0 for v in starts):
         raise ValueError(f"box {box!r} has a negative corner")
-    if bottom <= top or right <= left:
-        raise ValueError(f"box {box!r} is empty: bottom/right are exclusive and must exceed top/left")
-    return top, left, bottom, right
+    if any(stop <= start for start, stop in zip(starts, stops)):
+        raise ValueError(f"box {box!r} is empty: each stop is exclusive and must exceed its start")
+    return values
 
 
 def _check_samples(samples: Samples) -> int | list[int]:
@@ -204,57 +228,86 @@ class Class(Target):
 
 
 class _Region:
-    """A region of a dense ``(B, C, H, W)`` output: a box, a mask, or everything."""
+    """A region of a dense ``(B, C, *spatial)`` output: a box, a mask, or everything.
+
+    The number of spatial dims is read from the output when the region is used, so the same
+    region type serves signals, images and volumes; a box or mask that does not match raises.
+    """
 
     def __init__(self, mask: MaskLike | None, box: Sequence[int] | None):
         if mask is not None and box is not None:
             raise ValueError("give a mask or a box, not both")
         self.box = check_box(box) if box is not None else None
         self.mask = _as_mask(mask) if mask is not None else None
+        self.samples: int | list[int] | None = None  # rows of a per-sample mask, set by take()
 
     def crop(self, *tensors: Tensor) -> tuple[list[Tensor], Tensor | None]:
-        """The ``(B, C, H, W)`` tensors cut to the box, and the mask weights (``None``: all ones).
+        """The ``(B, C, *spatial)`` tensors cut to the box, and the mask weights (``None``: all ones).
 
         Slicing a box instead of multiplying by a box mask gives the same scores and gradients and
         touches only the region.
         """
         if self.box is None:
             return list(tensors), self.weights(tensors[0])
-        self._check_fits(tensors[0])
-        top, left, bottom, right = self.box
-        return [tensor[..., top:bottom, left:right] for tensor in tensors], None
+        slices = self._slices(tensors[0])
+        return [tensor[slices] for tensor in tensors], None
 
-    def _check_fits(self, out: Tensor) -> None:
-        h, w = out.shape[-2:]
-        if self.box is not None and (self.box[2] > h or self.box[3] > w):
-            raise ValueError(f"box {self.box} reaches outside the output of size ({h}, {w})")
+    def _slices(self, out: Tensor) -> tuple:
+        """``(..., slice, ...)`` indexing the box in ``out``, checked to fit its spatial dims."""
+        spatial = tuple(out.shape[2:])
+        half = len(self.box) // 2
+        if half != len(spatial):
+            raise ValueError(
+                f"box {self.box} is a {half}-D box {BOX_NAMES[half]}, but the output of shape "
+                f"{tuple(out.shape)} has {len(spatial)} spatial dims: give a box "
+                f"{BOX_NAMES.get(len(spatial), f'of {2 * len(spatial)} ints')}"
+            )
+        starts, stops = self.box[:half], self.box[half:]
+        if any(stop > size for stop, size in zip(stops, spatial)):
+            raise ValueError(f"box {self.box} reaches outside the output of size {spatial}")
+        return (Ellipsis, *(slice(start, stop) for start, stop in zip(starts, stops)))
 
     def weights(self, out: Tensor) -> Tensor | None:
-        """Region weights broadcastable to ``out`` ``(B, C, H, W)``, or ``None`` for everything."""
-        h, w = out.shape[-2:]
+        """Region weights broadcastable to ``out`` ``(B, C, *spatial)``, or ``None`` for everything."""
+        spatial = tuple(out.shape[2:])
         if self.box is not None:
-            self._check_fits(out)
-            top, left, bottom, right = self.box
-            weights = out.new_zeros((1, 1, h, w))
-            weights[..., top:bottom, left:right] = 1
+            slices = self._slices(out)
+            weights = out.new_zeros((1, 1, *spatial))
+            weights[slices] = 1
             return weights
         if self.mask is None:
             return None
         mask = self.mask
-        if mask.shape[-2:] != (h, w) or (mask.dim() == 3 and mask.shape[0] not in (1, out.shape[0])):
+        batch = out.shape[0]
+        if mask.dim() == len(spatial) + 1 and tuple(mask.shape[1:]) == spatial:
+            if self.samples is not None and mask.shape[0] != 1:
+                mask = _take_rows(mask, self.samples, "a mask")
+                mask = mask.unsqueeze(0) if isinstance(self.samples, int) else mask
+            if mask.shape[0] not in (1, batch):
+                raise ValueError(
+                    f"mask of shape {tuple(mask.shape)} does not fit the output: {mask.shape[0]} rows for a "
+                    f"batch of {batch}"
+                )
+        elif tuple(mask.shape) != spatial:
             raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not fit the output: expected ({h}, {w}) or "
-                f"({out.shape[0]}, {h}, {w})"
+                f"mask of shape {tuple(mask.shape)} does not fit the output: expected {spatial} or "
+                f"({batch}, {', '.join(map(str, spatial))})"
             )
         mask = mask.to(device=out.device, dtype=out.dtype)
-        return mask.view(-1, 1, h, w)
+        return mask.view(-1, 1, *spatial)
 
     def take(self, samples: int | list[int]) -> _Region:
-        """This region for the batch ``samples`` (see :meth:`Target.bind`): a ``(B, H, W)`` mask is indexed."""
-        if self.mask is None or self.mask.dim() == 2 or self.mask.shape[0] == 1:
+        """This region for the batch ``samples`` (see :meth:`Target.bind`).
+
+        A per-sample ``(B, *spatial)`` mask is indexed when used (whether a mask is shared or per
+        sample depends on the output's spatial dims); a box, a shared mask or everything stay.
+        """
+        if self.mask is None or self.mask.dim() == 1 or self.mask.shape[0] == 1:
             return self
         region = copy.copy(self)
-        region.mask = _take_rows(self.mask, samples, "a mask")
+        region.samples = samples if self.samples is None else _compose(self.samples, samples)
+        if self.mask.dim() == 4:  # only a per-sample volume mask can be 4-D: check the rows now
+            _take_rows(self.mask[:, :1, :1, :1], region.samples, "a mask")
         return region
 
     def describe(self) -> str:
@@ -263,13 +316,23 @@ class _Region:
         return "mask" if self.mask is not None else "all"
 
 
+def _compose(first: int | list[int], then: int | list[int]) -> int | list[int]:
+    """Sample indices of taking ``then`` from a batch that was taken as ``first``."""
+    if isinstance(first, int):
+        return first  # every row of the first batch is that one sample
+    return _take_rows(torch.tensor(first), then, "a bound batch").tolist()
+
+
 def _as_mask(mask: MaskLike) -> Tensor:
     if isinstance(mask, np.ndarray):
         mask = torch.from_numpy(np.ascontiguousarray(mask))
     if not isinstance(mask, Tensor):
         raise TypeError(f"mask must be a tensor or numpy array, got {type(mask).__name__}")
-    if mask.dim() not in (2, 3):
-        raise ValueError(f"mask must be (H, W) or (B, H, W), got shape {tuple(mask.shape)}")
+    if mask.dim() not in (1, 2, 3, 4):
+        raise ValueError(
+            "mask must be (L) or (B, L) for signals, (H, W) or (B, H, W) for images, (D, H, W) or "
+            f"(B, D, H, W) for volumes, got shape {tuple(mask.shape)}"
+        )
     mask = mask.detach().float()
     if not torch.isfinite(mask).all():
         raise ValueError("mask contains NaN or inf")
@@ -280,11 +343,17 @@ def _as_mask(mask: MaskLike) -> Tensor:
     return mask
 
 
-def _dense(out: Tensor, name: str) -> Tensor:
-    if out.dim() == 3:
+def _dense(out: Tensor, name: str, inputs: Tensor) -> Tensor:
+    """``out`` as ``(B, C, *spatial)`` with the input's number of spatial dims (``(B, *spatial)`` gains C=1)."""
+    spatial = inputs.dim() - 2
+    if out.dim() == spatial + 1:
         return out.unsqueeze(1)
-    if out.dim() != 4:
-        raise ValueError(f"{name} needs a dense (B, C, H, W) output, got shape {tuple(out.shape)}")
+    if out.dim() != spatial + 2:
+        shape = SPATIAL_SHAPES.get(spatial, "(B, C, *spatial)")
+        raise ValueError(
+            f"{name} needs a dense output {shape} with the {spatial} spatial dims of the input "
+            f"{tuple(inputs.shape)}, got shape {tuple(out.shape)}"
+        )
     return out
 
 
@@ -308,11 +377,12 @@ class _RegionTarget(Target):
 
 
 class Area(_RegionTarget):
-    """Sum (or mean) of a ``(B, C, H, W)`` output over a region.
+    """Sum (or mean) of a ``(B, C, *spatial)`` output over a region.
 
-    ``box=(top, left, bottom, right)`` slices ``out[..., top:bottom, left:right]``; ``mask`` is an
-    ``(H, W)`` or ``(B, H, W)`` bool/float array at the output's size (floats are weights); neither
-    means the whole output. ``channel`` picks one channel, ``None`` sums all.
+    ``box=(top, left, bottom, right)`` slices ``out[..., top:bottom, left:right]`` (volumes:
+    ``(z0, y0, x0, z1, y1, x1)``, signals: ``(start, stop)``); ``mask`` is a ``(*spatial)`` or
+    ``(B, *spatial)`` bool/float array at the output's size (floats are weights); neither means the
+    whole output. ``channel`` picks one channel, ``None`` sums all.
     """
 
     def __init__(
@@ -337,7 +407,7 @@ class Area(_RegionTarget):
         return f"{type(self).__name__}({self.region.describe()}{channel})"
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
-        out = _dense(out, type(self).__name__)
+        out = _dense(out, type(self).__name__, inputs)
         _check_channel(self.channel, out.shape[1])
         if self.channel is not None:
             channel = self.channel % out.shape[1]  # -1 is the last channel, as in indexing
@@ -353,15 +423,23 @@ class Area(_RegionTarget):
 
 
 class Pixel(Area):
-    """The single output pixel ``(y, x)``: an :class:`Area` of one pixel."""
+    """One output element, one coordinate per spatial dim: ``Pixel(y, x)``, ``Pixel(z, y, x)``, ``Pixel(t)``.
 
-    def __init__(self, y: int, x: int, channel: int | None = None, output: OutputSelector = None):
-        super().__init__(box=(y, x, y + 1, x + 1), channel=channel, output=output)
-        self.y, self.x = y, x
+    An :class:`Area` of a single pixel, voxel or signal sample; ``channel`` is keyword-only.
+    """
+
+    def __init__(self, *coords: int, channel: int | None = None, output: OutputSelector = None):
+        if not 1 <= len(coords) <= 3:
+            raise TypeError(f"Pixel takes 1 to 3 coordinates (t), (y, x) or (z, y, x), got {coords!r}")
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in coords):
+            raise ValueError(f"Pixel coordinates must be ints, got {coords!r}")
+        coords = tuple(int(v) for v in coords)
+        super().__init__(box=(*coords, *(v + 1 for v in coords)), channel=channel, output=output)
+        self.coords = coords
 
     def __repr__(self) -> str:
         channel = "" if self.channel is None else f", channel={self.channel}"
-        return f"Pixel({self.y}, {self.x}{channel})"
+        return f"Pixel({', '.join(map(str, self.coords))}{channel})"
 
 
 class Segment(_RegionTarget):
@@ -385,14 +463,15 @@ class Segment(_RegionTarget):
         self.cls = int(cls)
         self.region = _Region(mask, box)
         self.output = output
+        self.frozen: Tensor | None = None  # the output rows bind() froze the prediction at
 
     def __repr__(self) -> str:
         region = "" if self.region.describe() == "all" else f", {self.region.describe()}"
         return f"Segment({self.cls}{region})"
 
-    def predicted(self, out: Tensor) -> Tensor:
-        """``(B, 1, H, W)`` float mask of the pixels predicted as ``cls``."""
-        out = _dense(out, "Segment")
+    def predicted(self, out: Tensor, inputs: Tensor) -> Tensor:
+        """``(B, 1, *spatial)`` float mask of the pixels predicted as ``cls`` (``inputs`` gives the spatial dims)."""
+        out = _dense(out, "Segment", inputs)
         channels = out.shape[1]
         if channels == 1:
             if self.cls != 0:
@@ -404,28 +483,47 @@ class Segment(_RegionTarget):
         return (out.detach().argmax(dim=1, keepdim=True) == self.cls).to(out.dtype)
 
     def bind(self, samples: Samples, output: Any = None) -> Target:
-        """With ``output``: the fixed pixels predicted as ``cls`` there, an :class:`Area` of that channel."""
-        if output is None:
-            return super().bind(samples)
+        """With ``output``: the pixels predicted as ``cls`` there stay fixed, whatever the new output predicts.
+
+        The selected output rows are kept (one row, broadcast, for an int ``samples``) and the
+        prediction is read from them when the bound target scores, where the input tells the spatial
+        dims. A target bound before keeps its frozen rows and ignores ``output``.
+        """
+        bound = super().bind(samples)
+        if output is None and self.frozen is None:
+            return bound
         samples = _check_samples(samples)
-        selected = self.select(output)
-        predicted = self.predicted(selected)  # (B, 1, H, W)
-        weights = self.region.weights(predicted)
-        if weights is not None:
-            predicted = predicted * weights
-        pixels = _take_rows(predicted[:, 0].detach(), samples, "an output")
-        if not (pixels > 0).any():
-            return _Zero()
-        channel = 0 if selected.dim() == 3 else self.cls
-        return Area(mask=pixels, channel=channel, output=self.output)
+        rows = self.select(output).detach() if self.frozen is None else self.frozen
+        if rows.shape[0] != 1 or self.frozen is None:
+            rows = _take_rows(rows, samples, "an output")
+            rows = rows.unsqueeze(0) if isinstance(samples, int) else rows
+        bound = copy.copy(bound)
+        bound.frozen = rows
+        return bound
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
-        pixels = self.predicted(out)
-        out = _dense(out, "Segment")
+        if self.frozen is not None:
+            return self._frozen_score(self.frozen, out, inputs)
+        pixels = self.predicted(out, inputs)
+        out = _dense(out, "Segment", inputs)
         (logits, pixels), weights = self.region.crop(out[:, self.cls : self.cls + 1], pixels)
         if weights is not None:
             pixels = pixels * weights
         return (logits * pixels).flatten(1).sum(1)
+
+    def _frozen_score(self, frozen: Tensor, out: Tensor, inputs: Tensor) -> Tensor:
+        """Sum of ``out[:, cls]`` over the pixels predicted in ``frozen`` (the output :meth:`bind` saw)."""
+        pixels = self.predicted(frozen.to(out.device), inputs)
+        weights = self.region.weights(pixels)
+        if weights is not None:
+            pixels = pixels * weights
+        out = _dense(out, "Segment", inputs)
+        if out.shape[2:] != pixels.shape[2:]:
+            raise ValueError(
+                f"the output of shape {tuple(out.shape)} does not match the bound Segment's output "
+                f"{tuple(frozen.shape)}"
+            )
+        return (out[:, self.cls : self.cls + 1] * pixels).flatten(1).sum(1)
 
 
 class Latent(Target):
@@ -495,19 +593,6 @@ class Score(Target):
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:
         return self.fn(out)
-
-
-class _Zero(Target):
-    """Score 0 for every sample: a frozen region with no pixel in it."""
-
-    def __repr__(self) -> str:
-        return "Zero()"
-
-    def select(self, output: Any) -> Any:
-        return output
-
-    def score(self, out: Any, inputs: Tensor) -> Tensor:
-        return inputs.new_zeros(inputs.shape[0], dtype=torch.float32)
 
 
 def as_target_list(targets: Target | Sequence[Target]) -> list[Target]:

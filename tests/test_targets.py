@@ -91,7 +91,7 @@ def test_area_errors_at_call(dense, kwargs, error, match):
         ({"box": (0, 0, 2)}, "4 ints"),
         ({"box": (-1, 0, 2, 2)}, "negative"),
         ({"mask": np.zeros((4, 5))}, "empty"),
-        ({"mask": np.ones(5)}, r"\(H, W\) or \(B, H, W\)"),
+        ({"mask": np.ones((1, 1, 2, 3, 4))}, r"\(H, W\) or \(B, H, W\)"),
         ({"mask": np.ones((4, 5)), "box": (0, 0, 1, 1)}, "not both"),
         ({"reduce": "max"}, "reduce"),
     ],
