@@ -1,0 +1,197 @@
+"""Signals (B, C, L) and volumes (B, C, D, H, W): equality with captum, exact receptive fields, errors."""
+
+from __future__ import annotations
+
+import captum.attr as captum_attr
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import areacam as ac
+
+CONV = {1: nn.Conv1d, 3: nn.Conv3d}
+POOL = {1: nn.AdaptiveAvgPool1d, 3: nn.AdaptiveAvgPool3d}
+SHAPES = {1: (2, 2, 40), 3: (2, 2, 6, 8, 10)}
+BOXES = {1: (5, 17), 3: (1, 2, 3, 4, 6, 7)}
+
+
+def classifier(dims: int) -> nn.Module:
+    """Two convolutions, global pooling, 5 classes (out-of-place ReLUs, as captum's hooks need)."""
+    torch.manual_seed(0)
+    conv = CONV[dims]
+    return nn.Sequential(
+        conv(2, 6, 3, padding=1), nn.ReLU(), conv(6, 8, 3, padding=1), nn.ReLU(), POOL[dims](1), nn.Flatten(),
+        nn.Linear(8, 5),
+    ).eval()
+
+
+def dense(dims: int) -> nn.Module:
+    """Three convolutions to a 3-channel dense output of the input's size."""
+    torch.manual_seed(1)
+    conv = CONV[dims]
+    return nn.Sequential(conv(2, 6, 3, padding=1), nn.ReLU(), conv(6, 6, 3, padding=1), nn.ReLU(), conv(6, 3, 1)).eval()
+
+
+def inputs(dims: int) -> torch.Tensor:
+    return torch.rand(SHAPES[dims], generator=torch.Generator().manual_seed(dims))
+
+
+class RegionSum(nn.Module):
+    """captum wrapper: one output channel summed over a per-dimension box ``(*starts, *stops)``."""
+
+    def __init__(self, model: nn.Module, box, channel: int):
+        super().__init__()
+        self.model, self.box, self.channel = model, box, channel
+
+    def forward(self, x):
+        half = len(self.box) // 2
+        region = tuple(slice(a, b) for a, b in zip(self.box[:half], self.box[half:]))
+        out = self.model(x)[(slice(None), self.channel, *region)]
+        return out.flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_gradcam_equals_captum_layergradcam(dims):
+    model, x = classifier(dims), inputs(dims)
+    expl = ac.GradCAM(model, "2")(x, [ac.Class(1), ac.Class(4)])
+    reference = captum_attr.LayerGradCam(model, model[2])  # captum averages gradients over all trailing dims
+    for k, cls in enumerate((1, 4)):
+        ref = reference.attribute(x, target=cls, relu_attributions=True)[:, 0]
+        torch.testing.assert_close(expl.raw[:, k], ref, rtol=1e-4, atol=1e-7)
+    assert expl.maps.shape == (2, 2, *x.shape[2:])
+    # a dense region through the wrapper: the same Grad-CAM for a box of a dense output
+    net = dense(dims)
+    box = ac.Area(box=BOXES[dims], channel=2)
+    region = captum_attr.LayerGradCam(RegionSum(net, BOXES[dims], 2), net[2])
+    ref = region.attribute(x, relu_attributions=True)[:, 0]
+    torch.testing.assert_close(ac.GradCAM(net, "2")(x, box).raw[:, 0], ref, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+@pytest.mark.parametrize(("ours", "theirs"), [(ac.Saliency, "Saliency"), (ac.GuidedBackprop, "GuidedBackprop")])
+def test_gradients_equal_captum_for_classes_and_regions(dims, ours, theirs):
+    kwargs = {"abs": False} if theirs == "Saliency" else {}
+    model, x = classifier(dims), inputs(dims)
+    expl = ours(model)(x, [ac.Class(0), ac.Class(3)])
+    method = getattr(captum_attr, theirs)(model)
+    for k, cls in enumerate((0, 3)):
+        torch.testing.assert_close(expl.raw[:, k], method.attribute(x, target=cls, **kwargs), rtol=1e-4, atol=1e-8)
+    net = dense(dims)
+    expl = ours(net)(x, [ac.Area(box=BOXES[dims], channel=1), ac.Pixel(*(v + 1 for v in BOXES[dims][: dims]))])
+    method = getattr(captum_attr, theirs)(RegionSum(net, BOXES[dims], 1))
+    torch.testing.assert_close(expl.raw[:, 0], method.attribute(x, **kwargs), rtol=1e-4, atol=1e-8)
+    assert expl.raw.shape == (2, 2, 2, *x.shape[2:])
+    torch.testing.assert_close(expl.maps, _normalized(expl.raw.abs().amax(2)))
+
+
+def _normalized(maps: torch.Tensor) -> torch.Tensor:
+    flat = maps.flatten(2)
+    low, high = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
+    return ((flat - low) / (high - low)).view_as(maps)
+
+
+def test_maps_upsample_trilinear_and_linear():
+    for dims, mode in ((1, "linear"), (3, "trilinear")):
+        model = nn.Sequential(CONV[dims](2, 4, 3, padding=1), nn.ReLU(), CONV[dims](4, 4, 3, stride=2), nn.ReLU(),
+                              nn.Flatten(), nn.LazyLinear(3)).eval()
+        x = inputs(dims)
+        model(x)  # materialise the lazy layer
+        expl = ac.LayerCAM(model, "3")(x, [ac.Class(0), ac.Class(1), ac.Class(2)])
+        assert tuple(expl.raw.shape[2:]) != tuple(x.shape[2:]) and not expl.degenerate.any()
+        up = F.interpolate(expl.raw, size=x.shape[2:], mode=mode, align_corners=False)
+        torch.testing.assert_close(expl.maps, _normalized(up))
+
+
+class TwoConvs3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv3d(2, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv3d(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(self.relu(self.conv1(x)))
+
+
+@pytest.mark.parametrize("make", [ac.Saliency, ac.GuidedBackprop, lambda m: ac.GuidedGradCAM(m, "conv1")])
+@pytest.mark.parametrize("voxel", [(4, 5, 6), (0, 0, 9)])
+def test_voxel_gradient_is_zero_outside_its_receptive_field(make, voxel):
+    torch.manual_seed(0)
+    model = TwoConvs3d().eval()
+    with torch.no_grad():
+        model.conv1.bias.fill_(0.5)  # most units active, so the window is really non-zero
+    x = torch.rand(1, 2, 9, 10, 11, generator=torch.Generator().manual_seed(0)) + 0.1
+    raw = make(model)(x, ac.Pixel(*voxel, channel=1)).raw[0, 0]
+    inside = torch.zeros(9, 10, 11, dtype=torch.bool)
+    inside[tuple(slice(max(v - 2, 0), v + 3) for v in voxel)] = True  # two 3x3x3 convolutions: 5x5x5
+    assert torch.count_nonzero(raw[:, ~inside]) == 0
+    nonzero = torch.count_nonzero(raw[:, inside])
+    assert nonzero == raw[:, inside].numel() if make is ac.Saliency else nonzero > 0  # guided: some clamped
+
+
+def test_targets_on_volumes_and_signals():
+    out = torch.arange(2 * 3 * 4 * 5 * 6, dtype=torch.float32).view(2, 3, 4, 5, 6)
+    x = torch.zeros(2, 1, 4, 5, 6)
+    torch.testing.assert_close(ac.Area(box=(1, 2, 3, 3, 4, 6))(out, x), out[:, :, 1:3, 2:4, 3:6].sum((1, 2, 3, 4)))
+    torch.testing.assert_close(ac.Pixel(3, 4, 5, channel=2)(out, x), out[:, 2, 3, 4, 5])
+    mask = torch.zeros(2, 4, 5, 6)
+    mask[0, 0, 0, 0] = mask[1, 3, 4, 5] = 2.0
+    expected = 2 * torch.stack([out[0, 0, 0, 0, 0], out[1, 0, 3, 4, 5]])
+    torch.testing.assert_close(ac.Area(mask=mask, channel=0)(out, x), expected)
+    torch.testing.assert_close(ac.Area(mask=mask[1].bool())(out, x), out[..., 3, 4, 5].sum(1))
+    # Segment on (B, N, D, H, W) logits: channel 1 wins on the first slice of sample 0 only
+    logits = torch.zeros(2, 3, 4, 5, 6)
+    logits[0, 1, 0] = 5.0
+    torch.testing.assert_close(ac.Segment(1)(logits, x), torch.tensor([5.0 * 30, 0.0]))
+    torch.testing.assert_close(ac.Segment(1, box=(0, 0, 0, 1, 2, 6))(logits, x), torch.tensor([5.0 * 12, 0.0]))
+    # signals: a (start, stop) box, a (L,) mask, Pixel(t), the reconstruction error over a window
+    signal = torch.arange(2 * 2 * 10, dtype=torch.float32).view(2, 2, 10)
+    torch.testing.assert_close(ac.Area(box=(3, 7))(signal, signal), signal[:, :, 3:7].sum((1, 2)))
+    torch.testing.assert_close(ac.Pixel(9, channel=1)(signal, signal), signal[:, 1, 9])
+    weights = torch.linspace(0, 1, 10)
+    torch.testing.assert_close(ac.Area(mask=weights)(signal, signal), (signal * weights).sum((1, 2)))
+    recon = signal + 1.0
+    assert ac.ReconstructionError(box=(2, 5))((recon,), signal).tolist() == [6.0, 6.0]
+
+
+def test_bind_indexes_per_sample_masks_of_any_dims():
+    masks = torch.zeros(3, 10)
+    masks[2, 7] = 1
+    area = ac.Area(mask=masks).bind([2, 2]).bind(1)  # a (B, L) mask: its row 2, then any batch
+    signal = torch.arange(4 * 1 * 10.0).view(4, 1, 10)
+    torch.testing.assert_close(area(signal, signal), signal[:, 0, 7])
+    shared = ac.Area(mask=torch.ones(4, 5, 6)).bind(1)  # on a volume, a (D, H, W) mask is shared
+    volume = torch.ones(2, 1, 4, 5, 6)
+    torch.testing.assert_close(shared(volume, volume), torch.full((2,), 120.0))
+    logits = torch.zeros(2, 2, 3, 4, 4)
+    logits[1, 1, 2] = 1.0  # sample 1 predicts class 1 on its last slice
+    frozen = ac.Segment(1).bind(1, logits)
+    new = torch.randn(5, 2, 3, 4, 4)
+    torch.testing.assert_close(frozen(new, torch.zeros(5, 1, 3, 4, 4)), new[:, 1, 2].flatten(1).sum(1))
+
+
+def test_clear_errors_for_inputs_that_do_not_fit():
+    net, x = dense(3), inputs(3)
+    with pytest.raises(ValueError, match=r"2-D box \(top, left, bottom, right\).*3 spatial dims.*\(z0, y0, x0"):
+        ac.Saliency(net)(x, ac.Area(box=(0, 0, 4, 4)))
+    with pytest.raises(ValueError, match=r"mask of shape \(8, 10\) does not fit the output: expected \(6, 8, 10\)"):
+        ac.GradCAM(net, "2")(x, ac.Area(mask=torch.ones(8, 10)))
+    with pytest.raises(ValueError, match=r"reaches outside the output of size \(6, 8, 10\)"):
+        ac.Saliency(net)(x, ac.Pixel(6, 0, 0))
+    with pytest.raises(ValueError, match=r"Lime \(superpixels of 2-D images\) works on \(B, C, H, W\) inputs only"):
+        ac.Lime(net, num_samples=4)(x, ac.Area())
+    with pytest.raises(ValueError, match=r"FilterVisualizer optimises 2-D images.*Conv3d"):
+        ac.FilterVisualizer(net, "0")
+    with pytest.raises(ValueError, match=r"x must be 5-D \(B, C, D, H, W\).*3-D"):
+        ac.Saliency(net)(torch.rand(1, 2, 8, 8), ac.Area())
+    with pytest.raises(ValueError, match="draws 2-D images"):
+        ac.Saliency(net)(x, ac.Area()).overlay(x)
+    with pytest.raises(TypeError, match="1 to 3 coordinates"):
+        ac.Pixel(1, 2, 3, 4)
+    with pytest.raises(ValueError, match="4 ints"):
+        ac.Area(box=(0, 1, 2))
+    signal_net = dense(1)
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 40\) does not fit the output: 3 rows for a batch of 2"):
+        ac.Saliency(signal_net)(inputs(1), ac.Area(mask=np.ones((3, 40))))
