@@ -436,6 +436,8 @@ class Pixel(Area):
         coords = tuple(int(v) for v in coords)
         super().__init__(box=(*coords, *(v + 1 for v in coords)), channel=channel, output=output)
         self.coords = coords
+        if len(coords) >= 2:
+            self.y, self.x = coords[-2:]  # the image coordinates, as 2-D code reads them
 
     def __repr__(self) -> str:
         channel = "" if self.channel is None else f", channel={self.channel}"
