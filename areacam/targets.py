@@ -351,8 +351,8 @@ def _dense(out: Tensor, name: str, inputs: Tensor) -> Tensor:
     if out.dim() != spatial + 2:
         shape = SPATIAL_SHAPES.get(spatial, "(B, C, *spatial)")
         raise ValueError(
-            f"{name} needs a dense output {shape} with the {spatial} spatial dims of the input "
-            f"{tuple(inputs.shape)}, got shape {tuple(out.shape)}"
+            f"{name} needs a dense {shape} output, got shape {tuple(out.shape)} (the input "
+            f"{tuple(inputs.shape)} has {spatial} spatial dims)"
         )
     return out
 
