@@ -4,29 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
+from typing import NamedTuple
 
-import torch
 from torch import Tensor, nn
 
 from .explanation import Explanation, normalize_maps, upsample
-from .layers import LayerCapture
+from .layers import LayerCapture, LayerView, unwrap_model
 from .state import check_input, explaining
 from .targets import Target, as_target_list
 from .vjp import score_targets, target_gradients
 
-__all__ = ["Explainer", "finish", "input_gradients", "layer_gradients"]
+__all__ = ["Explainer", "LayerGradients", "finish", "input_gradients", "layer_gradients"]
 
 
 class Explainer:
-    """Base of all explainers: holds the model, checked to be an ``nn.Module``."""
+    """Base of all explainers: holds the model, checked to be an ``nn.Module``.
+
+    A ``torch.compile``d or ``(Distributed)DataParallel`` model is explained through the module it
+    wraps (:func:`~areacam.layers.unwrap_model`): the same function, run eagerly on one device.
+    """
 
     def __init__(self, model: nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = unwrap_model(model)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__})"
+
+
+class LayerGradients(NamedTuple):
+    """What :func:`layer_gradients` returns (float32, detached)."""
+
+    acts: Tensor  # (B, C, *spatial): the layer's output as read by ``layout``
+    grads: Tensor  # (B, K, C, *spatial): each target's gradient, read the same way
+    scores: Tensor  # (B, K)
+    targets: list[Target]
+    layout: str  # the reading, e.g. "nchw" or "tokens(prefix=1, grid=14x14)"
 
 
 def layer_gradients(
@@ -35,31 +49,30 @@ def layer_gradients(
     x: Tensor,
     targets: Target | Sequence[Target],
     batched: bool | None = None,
-) -> tuple[Tensor, Tensor, Tensor, list[Target]]:
+    view: LayerView | None = None,
+) -> LayerGradients:
     """One forward pass; activations of ``layer`` and their gradient for each target.
 
-    Returns ``(acts (B, C, *s), grads (B, K, C, *s), scores (B, K), targets)``, float32, detached;
-    ``*s`` are the layer's spatial dims, as many as the input's.
-    No graph is built below the layer, so the backward passes stop there.
+    ``view`` says how the layer's output is read (default: from its shape). Gradients are taken
+    with respect to the captured output itself and then read like it, so a token layer's
+    activation and gradient use the same reshape. ``*s`` are the layer's spatial dims, as many as
+    the input's. No graph is built below the layer, so the backward passes stop there.
     """
     targets = as_target_list(targets)
     x = check_input(model, x)
-    with explaining(model), LayerCapture(model, layer) as capture:
-        with torch.no_grad():
-            output = model(x)
-        acts = capture.activation
-        where = f"layer {capture.name!r}"
-        if acts is None:
-            raise ValueError(f"{where} did not run in the model's forward pass")
-        if acts.dim() != x.dim():
+    with explaining(model), LayerCapture(model, layer, view) as capture:
+        output = capture.run(x)
+        acts, layout = capture.value, capture.layout
+        read = layout(acts.detach())
+        if read.dim() != x.dim():
             shape = {3: "(B, C, l)", 4: "(B, C, h, w)", 5: "(B, C, d, h, w)"}[x.dim()]
             raise ValueError(
                 f"CAM methods need a {shape} activation (the {x.dim() - 2} spatial dims of the input "
-                f"{tuple(x.shape)}), but {where} gives {tuple(acts.shape)}"
+                f"{tuple(x.shape)}), but {capture.where} gives {tuple(acts.shape)}, read as {layout}"
             )
         scores = score_targets(targets, output, x)
-        grads = target_gradients(scores, acts, where, targets, batched)
-    return acts.detach().float(), grads, scores.detach().float(), targets
+        grads = target_gradients(scores, acts, capture.where, targets, batched)
+    return LayerGradients(read.float(), layout.per_target(grads), scores.detach().float(), targets, str(layout))
 
 
 def input_gradients(
@@ -85,7 +98,16 @@ def input_gradients(
     return grads, scores.detach().float(), targets
 
 
-def finish(raw: Tensor, maps: Tensor, scores: Tensor, targets: list[Target], size: Sequence[int]) -> Explanation:
+def finish(
+    raw: Tensor,
+    maps: Tensor,
+    scores: Tensor,
+    targets: list[Target],
+    size: Sequence[int],
+    layout: str | None = None,
+) -> Explanation:
     """Build the result: ``maps`` ``(B, K, *s)`` upsampled to ``size`` and min-max normalised."""
     maps, degenerate = normalize_maps(upsample(maps, tuple(size)))
-    return Explanation(maps=maps, raw=raw, scores=scores, degenerate=degenerate, targets=list(targets))
+    return Explanation(
+        maps=maps, raw=raw, scores=scores, degenerate=degenerate, targets=list(targets), layout=layout
+    )

@@ -8,14 +8,14 @@ over all of them, maps ``(B, K, *s)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .base import Explainer, finish, layer_gradients
 from .explanation import Explanation
-from .layers import resolve_layer
+from .layers import LayerView, resolve_layer
 from .targets import Target
 
 __all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "spatial_dims"]
@@ -33,19 +33,35 @@ class CAM(Explainer):
     """Template for CAM methods: subclasses implement :meth:`cam`.
 
     ``layer`` is a module of ``model`` or its dotted name. ``batched`` picks how the K backward
-    passes run (``None``: a batched VJP on accelerators, a loop on the CPU).
+    passes run (``None``: a batched VJP on accelerators, a loop on the CPU). ``layout``, ``grid``,
+    ``prefix_tokens``, ``layer_output`` and ``reshape`` say how the layer's output is read as
+    ``(B, C, h, w)`` (see :class:`~areacam.layers.LayerView`; by default from its shape).
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str, batched: bool | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: nn.Module | str,
+        batched: bool | None = None,
+        *,
+        layout: str | None = None,
+        grid: Sequence[int] | None = None,
+        prefix_tokens: int | None = None,
+        layer_output: object = None,
+        reshape: Callable[[Tensor], Tensor] | None = None,
+    ):
         super().__init__(model)
         self.layer = resolve_layer(model, layer)
         self.batched = batched
+        self.view = LayerView(layout, grid, prefix_tokens, layer_output, reshape)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
-        acts, grads, scores, targets = layer_gradients(self.model, self.layer, x, targets, self.batched)
+        acts, grads, scores, targets, layout = layer_gradients(
+            self.model, self.layer, x, targets, self.batched, self.view
+        )
         raw = torch.relu(self.cam(acts, grads))
-        return finish(raw, raw, scores, targets, x.shape[2:])
+        return finish(raw, raw, scores, targets, x.shape[2:], layout)
 
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Map before the ReLU: ``acts (B, C, *s)``, ``grads (B, K, C, *s)`` -> ``(B, K, *s)``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .features import _run, capture
-from .layers import layer_name, resolve_layer
+from .layers import LayerCapture, LayerView, layer_name, resolve_layer
 from .state import check_input, explaining
 from .viz import save_png, to_rgb
 
@@ -27,23 +26,26 @@ METHODS = ("tsne", "pca")
 _SPRITE_MAX = 8192  # TensorBoard's largest sprite side
 
 
-def pooled_features(model: nn.Module, layer: nn.Module | str, images: Tensor, batch_size: int = 64) -> Tensor:
+def pooled_features(
+    model: nn.Module,
+    layer: nn.Module | str,
+    images: Tensor,
+    batch_size: int = 64,
+    view: LayerView | None = None,
+) -> Tensor:
     """Global-average-pooled activations of ``layer``: ``(N, C)`` float32 (a ``(N, D)`` output as is).
 
-    The forward pass stops at the layer; the model runs in eval mode under ``torch.no_grad()``.
+    ``view`` reads the layer's output as ``(B, C, *spatial)`` (default: from its shape; a token
+    layer is pooled over its grid tokens only). The forward pass stops at the layer; the model runs
+    in eval mode under ``torch.no_grad()``.
     """
     images = check_input(model, images, spatial=(2,), method="embed (pooled 2-D feature maps)")
-    module = resolve_layer(model, layer)
-    what = f"layer {layer_name(model, module)!r}"
     chunks = []
-    with explaining(model), torch.no_grad(), capture(model, module) as store:
+    with explaining(model), LayerCapture(model, layer, view, mode="value", stop=True) as capture:
         for start in range(0, images.shape[0], batch_size):
-            acts = _run(model, images[start : start + batch_size], store, what)
-            if acts.dim() == 4:
-                acts = acts.mean(dim=(2, 3))
-            elif acts.dim() != 2:
-                raise ValueError(f"{what} gives an output of shape {tuple(acts.shape)}; need (B, C, h, w) or (B, D)")
-            chunks.append(acts.detach().float().cpu())
+            capture.run(images[start : start + batch_size])
+            acts = capture.value if capture.value.dim() == 2 else capture.activation().flatten(2).mean(dim=2)
+            chunks.append(acts.float().cpu())
     return torch.cat(chunks)
 
 
@@ -149,11 +151,18 @@ def embed(
     random_state: int = 0,
     batch_size: int = 64,
     thumbnail: int = 32,
+    *,
+    layout: str | None = None,
+    grid: Sequence[int] | None = None,
+    prefix_tokens: int | None = None,
+    layer_output: object = None,
+    reshape: Callable[[Tensor], Tensor] | None = None,
 ) -> Embedding:
     """Embed ``images`` ``(N, C, H, W)`` by the pooled activations of ``layer`` with t-SNE or PCA.
 
-    ``dims`` is 2 or 3; t-SNE needs more images than its ``perplexity``. Returns an
-    :class:`Embedding` (``.figure(path)``, ``.export(directory)``).
+    ``dims`` is 2 or 3; t-SNE needs more images than its ``perplexity``. The layout keywords read
+    the layer's output as in the CAM explainers (a token layer is pooled over its grid tokens).
+    Returns an :class:`Embedding` (``.figure(path)``, ``.export(directory)``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
@@ -174,7 +183,8 @@ def embed(
         )
     if method == "pca" and count < dims:
         raise ValueError(f"PCA to {dims} dimensions needs at least {dims} images, got {count}")
-    features = pooled_features(model, layer, images, batch_size).numpy().astype(np.float64)
+    view = LayerView(layout, grid, prefix_tokens, layer_output, reshape)
+    features = pooled_features(model, layer, images, batch_size, view).numpy().astype(np.float64)
     if method == "pca" and features.shape[1] < dims:
         raise ValueError(
             f"PCA to {dims} dimensions needs at least {dims} features, the layer gives {features.shape[1]}"

@@ -61,6 +61,8 @@ class Explanation:
     - ``degenerate``: ``(B, K)`` bool, the map is constant and carries no information.
     - ``segments``: Lime only, ``(B, H, W)`` superpixel labels.
     - ``targets``: the targets, in column order (used for figure titles).
+    - ``layout``: layer-based methods: how the layer's output was read, e.g. ``"nchw"``,
+      ``"nhwc"`` or ``"tokens(prefix=1, grid=14x14)"``; ``None`` for the others.
     """
 
     maps: Tensor
@@ -69,6 +71,7 @@ class Explanation:
     degenerate: Tensor
     segments: Tensor | None = None
     targets: list = field(default_factory=list)
+    layout: str | None = None
 
     def __len__(self) -> int:
         return self.maps.shape[0]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import layer_name, resolve_layer
+from .layers import LayerCapture, LayerView, layer_name, resolve_layer, unwrap_model
 from .state import check_input, explaining
 from .viz import COLORMAPS, grid_figure, to_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["PARAMETRIZATIONS", "FilterVisualizer", "capture", "feature_maps", "filter_weights"]
+__all__ = ["PARAMETRIZATIONS", "FilterVisualizer", "feature_maps", "filter_weights"]
 
 PARAMETRIZATIONS = ("fourier", "pixel")
 
@@ -30,49 +29,14 @@ _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.0
 _COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
-class _Stop(Exception):
-    """Raised by the capture hook to skip the layers after the captured one."""
-
-
-@contextmanager
-def capture(model: nn.Module, layer: nn.Module | str, stop: bool = True) -> Iterator[dict[str, Tensor]]:
-    """Forward hook on ``layer`` storing its output in the yielded dict under ``"out"``.
-
-    With ``stop`` the forward pass ends at the layer (call the model through :func:`_run`). The
-    hook is removed on exit, also when the body raises.
-    """
-    module = resolve_layer(model, layer)
-    store: dict[str, Tensor] = {}
-
-    def hook(mod: nn.Module, inputs: tuple, output: object) -> None:
-        if not isinstance(output, Tensor):
-            raise TypeError(f"layer {layer_name(model, module)!r} returned a {type(output).__name__}, not a tensor")
-        store["out"] = output
-        if stop:
-            raise _Stop
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
-def _run(model: nn.Module, x: Tensor, store: dict[str, Tensor], what: str) -> Tensor:
-    """Run ``model`` on ``x`` inside :func:`capture` and return the captured output."""
-    store.pop("out", None)
-    try:
-        model(x)
-    except _Stop:
-        pass
-    if "out" not in store:
-        raise ValueError(f"{what} did not run in the model's forward pass")
-    return store["out"]
-
-
-def _four_d(acts: Tensor, what: str) -> Tensor:
+def _feature_map(capture: LayerCapture) -> Tensor:
+    """The captured activation, checked to be a ``(B, C, h, w)`` feature map."""
+    acts = capture.activation()
     if acts.dim() != 4:
-        raise ValueError(f"{what} gives an output of shape {tuple(acts.shape)}; a (B, C, h, w) feature map is needed")
+        raise ValueError(
+            f"{capture.where} gives an output of shape {tuple(capture.value.shape)}, read as {capture.layout}; "
+            "a (B, C, h, w) feature map is needed"
+        )
     return acts
 
 
@@ -140,11 +104,18 @@ class FilterVisualizer:
         batch_size: int = 64,
         seed: int = 0,
         transform: Callable[[Tensor], Tensor] | None = None,
+        *,
+        layout: str | None = None,
+        grid: Sequence[int] | None = None,
+        prefix_tokens: int | None = None,
+        layer_output: object = None,
+        reshape: Callable[[Tensor], Tensor] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = unwrap_model(model)
         self.layer = resolve_layer(model, layer)
+        self.view = LayerView(layout, grid, prefix_tokens, layer_output, reshape)
         self.name = layer_name(model, self.layer)
         _check_2d_model(model)
         for name, value in (("size", size), ("channels", channels), ("steps", steps), ("batch_size", batch_size)):
@@ -171,16 +142,19 @@ class FilterVisualizer:
                 return tensor.device, tensor.dtype
         return torch.device("cpu"), torch.float32
 
-    def _forward(self, images: Tensor, store: dict[str, Tensor]) -> Tensor:
-        x = self.transform(images) if self.transform is not None else images
-        return _four_d(_run(self.model, x, store, f"layer {self.name!r}"), f"layer {self.name!r}")
+    def _capture(self, mode: str) -> LayerCapture:
+        return LayerCapture(self.model, self.layer, self.view, mode=mode, stop=True)
+
+    def _forward(self, images: Tensor, capture: LayerCapture) -> Tensor:
+        capture.run(self.transform(images) if self.transform is not None else images)
+        return _feature_map(capture)
 
     def num_filters(self) -> int:
         """Channel count of the layer (one probe forward pass at ``size``)."""
         device, dtype = self._device_dtype()
         probe = torch.full((1, self.channels, self.size, self.size), 0.5, device=device, dtype=dtype)
-        with explaining(self.model), torch.no_grad(), capture(self.model, self.layer) as store:
-            return self._forward(probe, store).shape[1]
+        with explaining(self.model), self._capture("value") as capture:
+            return self._forward(probe, capture).shape[1]
 
     def _check_filters(self, filters: int | Sequence[int] | None) -> list[int]:
         count = self.num_filters()
@@ -224,10 +198,10 @@ class FilterVisualizer:
         params = self._params(len(filters), generator).to(device).requires_grad_(True)
         moment, square = torch.zeros_like(params), torch.zeros_like(params)  # Adam state (betas 0.9, 0.999)
         index = torch.tensor(filters, device=device)
-        with explaining(self.model), capture(self.model, self.layer) as store:
+        with explaining(self.model), self._capture("graph") as capture:
             for step in range(1, self.steps + 1):
                 img = self.image(params)
-                loss = -self._objective(self._augment(img, generator).to(dtype), index, store).sum()
+                loss = -self._objective(self._augment(img, generator).to(dtype), index, capture).sum()
                 if self.l2:
                     loss = loss + self.l2 * ((img - 0.5) ** 2).mean(dim=(1, 2, 3)).sum()
                 if self.tv:
@@ -250,8 +224,8 @@ class FilterVisualizer:
             img = torch.roll(img, shifts=(dy, dx), dims=(2, 3))
         return img
 
-    def _objective(self, images: Tensor, index: Tensor, store: dict[str, Tensor]) -> Tensor:
-        acts = self._forward(images, store)
+    def _objective(self, images: Tensor, index: Tensor, capture: LayerCapture) -> Tensor:
+        acts = self._forward(images, capture)
         return acts[torch.arange(len(index), device=acts.device), index].float().mean(dim=(1, 2))
 
     def activations(self, images: Tensor, filters: int | Sequence[int]) -> Tensor:
@@ -263,8 +237,8 @@ class FilterVisualizer:
             )
         device, dtype = self._device_dtype()
         index = torch.tensor(filters, device=device)
-        with explaining(self.model), torch.no_grad(), capture(self.model, self.layer) as store:
-            return self._objective(images.to(device, dtype), index, store).cpu()
+        with explaining(self.model), self._capture("value") as capture:
+            return self._objective(images.to(device, dtype), index, capture).cpu()
 
     def figure(
         self, images: Tensor, filters: Sequence[int] | None = None, path: str | Path | None = None, ncols: int = 8
@@ -331,20 +305,27 @@ def feature_maps(
     channels: int = 16,
     path: str | Path | None = None,
     colormap: str = "viridis",
+    *,
+    layout: str | None = None,
+    grid: Sequence[int] | None = None,
+    prefix_tokens: int | None = None,
+    layer_output: object = None,
+    reshape: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Figure]:
     """The layer's activations for ``x`` and a figure of the first ``channels`` maps per image.
 
     Returns ``(acts, fig)``: ``acts`` is ``(B, C, h, w)`` float32, detached; the figure has one row
-    per image (input first), each map min-max scaled on its own. Saved as PNG if ``path``.
+    per image (input first), each map min-max scaled on its own. Saved as PNG if ``path``. The
+    forward pass stops at the layer; the layout keywords read its output as in the CAM explainers.
     """
     from .explanation import normalize_maps
 
     x = check_input(model, x, spatial=(2,), method="feature_maps (a figure of 2-D maps)")
     _positive("channels", channels)
-    module = resolve_layer(model, layer)
-    what = f"layer {layer_name(model, module)!r}"
-    with explaining(model), torch.no_grad(), capture(model, module) as store:
-        acts = _four_d(_run(model, x, store, what), what).detach().float()
+    view = LayerView(layout, grid, prefix_tokens, layer_output, reshape)
+    with explaining(model), LayerCapture(model, layer, view, mode="value", stop=True) as capture:
+        capture.run(x)
+        acts = _feature_map(capture).float()
     shown, _ = normalize_maps(acts[:, :channels])
     titles = [f"ch {c}" for c in range(shown.shape[1])]
     fig = grid_figure(_colorize(shown, colormap), images=x, titles=titles, path=path)

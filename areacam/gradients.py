@@ -5,15 +5,19 @@ absolute value, min-max normalised per map. Signals ``(B, C, L)`` and volumes ``
 work alike: ``raw`` ``(B, K, C, *spatial)``, ``maps`` ``(B, K, *spatial)``.
 
 Guided backpropagation stops negative gradients at every ``nn.ReLU`` module, in-place ones
-included, through a forward hook that leaves the module untouched. Activations called as
-functions (``F.relu``, ``torch.relu``) are not modules and pass gradients through unguided, as do
-other activation modules (``GELU``, ``LeakyReLU``...): for such models the result is closer to
-plain saliency, and a warning says so when the model has no ``nn.ReLU`` at all.
+included, through a forward hook that leaves the module untouched. That is captum's definition
+(its ``GuidedBackprop`` overrides the gradient of ``nn.ReLU`` modules only), kept so the numbers
+match it on any network. Everything else passes gradients through unguided: activations called as
+functions (``F.relu``, ``torch.relu``) and other activation modules (``GELU``, ``SiLU``,
+``LeakyReLU``, ``ReLU6``...). On a GELU/SiLU network (ViTs, ConvNeXts, EfficientNets) guided
+backprop is therefore plain saliency with any ``nn.ReLU`` modules guided, and a warning names how
+many ``nn.ReLU`` modules were guided and how many other activation modules, by type, were not.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -23,10 +27,27 @@ from torch import Tensor, nn
 from .base import Explainer, finish, input_gradients
 from .cam import GradCAM
 from .explanation import Explanation, upsample
+from .layers import Hooks
 from .state import check_input
 from .targets import Target, as_target_list
 
-__all__ = ["GuidedBackprop", "GuidedGradCAM", "InputXGradient", "Saliency", "SmoothGrad", "guided_relus"]
+__all__ = [
+    "ACTIVATIONS",
+    "GuidedBackprop",
+    "GuidedGradCAM",
+    "InputXGradient",
+    "Saliency",
+    "SmoothGrad",
+    "guided_relus",
+    "unguided_activations",
+]
+
+# Hidden-layer activations that guided backprop leaves unguided (only nn.ReLU is, as in captum): named
+# in its warning. Output squashers (Sigmoid, Tanh) are not counted.
+ACTIVATIONS = (
+    nn.GELU, nn.SiLU, nn.Mish, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.ReLU6,
+    nn.Hardswish, nn.Softplus,
+)
 
 
 def gradient_maps(raw: Tensor) -> Tensor:
@@ -91,25 +112,37 @@ def guided_relus(model: nn.Module) -> Iterator[int]:
     The modules themselves (``inplace`` included) are not changed: a forward hook wraps their output,
     and all hooks come off on exit, also when the body raises.
     """
-    handles = []
-    try:
+    with Hooks() as hooks:
         for module in model.modules():
             if isinstance(module, nn.ReLU):
-                handles.append(module.register_forward_hook(_guide))
-        yield len(handles)
-    finally:
-        for handle in handles:
-            handle.remove()
+                hooks.add(module.register_forward_hook(_guide))
+        yield len(hooks)
+
+
+def unguided_activations(model: nn.Module) -> Counter[str]:
+    """Activation modules of ``model`` that guided backprop leaves unguided, counted by type name."""
+    return Counter(
+        type(m).__name__ for m in model.modules() if isinstance(m, ACTIVATIONS) and not isinstance(m, nn.ReLU)
+    )
 
 
 class GuidedBackprop(_GradientExplainer):
-    """Guided backpropagation (Springenberg et al.): negative gradients stop at every ``nn.ReLU``."""
+    """Guided backpropagation (Springenberg et al.): negative gradients stop at every ``nn.ReLU``.
+
+    Only ``nn.ReLU`` modules are guided (captum's choice); a model with other activation modules
+    (GELU, SiLU...) or without any ``nn.ReLU`` gets a warning naming what was and was not guided.
+    """
 
     def _hooks(self):
-        if not any(isinstance(module, nn.ReLU) for module in self.model.modules()):
+        relus = sum(isinstance(module, nn.ReLU) for module in self.model.modules())
+        others = unguided_activations(self.model)
+        if others or not relus:
+            left = ", ".join(f"{count} {name}" for name, count in sorted(others.items()))
+            left = left or "no other activation module"
             warnings.warn(
-                f"{type(self.model).__name__} has no nn.ReLU module: guided backprop equals saliency here "
-                "(functional F.relu calls and other activations are not guided)",
+                f"guided backprop on {type(self.model).__name__} guides {relus} nn.ReLU module(s) and leaves "
+                f"{left} unguided (as captum does); functional F.relu calls are not guided either"
+                + ("; with no nn.ReLU it equals saliency" if not relus else ""),
                 stacklevel=3,
             )
         return guided_relus(self.model)
@@ -171,20 +204,16 @@ class SmoothGrad(_GradientExplainer):
         return finish(raw, gradient_maps(raw), score_sum / self.samples, targets, x.shape[2:])
 
 
-class GuidedGradCAM(Explainer):
+class GuidedGradCAM(GradCAM):
     """Guided Grad-CAM: guided backprop times the upsampled Grad-CAM (raw, unnormalised; linear, bilinear or trilinear).
 
-    Two passes (guided and plain gradients differ), each computing all K targets.
+    Takes Grad-CAM's arguments (the layer and its layout keywords). Two passes (guided and plain
+    gradients differ), each computing all K targets.
     """
-
-    def __init__(self, model: nn.Module, layer: nn.Module | str, batched: bool | None = None):
-        super().__init__(model)
-        self.gradcam = GradCAM(model, layer, batched)
-        self.guided = GuidedBackprop(model, batched)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
-        cam = self.gradcam(x, targets)
-        guided = self.guided(x, cam.targets)
+        cam = super().__call__(x, targets)
+        guided = GuidedBackprop(self.model, self.batched)(x, cam.targets)
         raw = guided.raw * upsample(cam.raw, tuple(x.shape[2:])).unsqueeze(2)
-        return finish(raw, gradient_maps(raw), cam.scores, cam.targets, x.shape[2:])
+        return finish(raw, gradient_maps(raw), cam.scores, cam.targets, x.shape[2:], cam.layout)

@@ -45,8 +45,9 @@ __all__ = [
 def select_output(output: Any, selector: OutputSelector) -> Tensor:
     """Pick the tensor a target reads from a model output.
 
-    ``None`` takes a tensor as is, a dict's ``"out"`` entry or element 0 of a tuple/list; an int or
-    str indexes a tuple/list/dict; a callable is applied to the whole output.
+    ``None`` takes a tensor as is, a mapping's ``"out"`` entry (torchvision segmentation models),
+    else its ``"logits"`` (Hugging Face ``ModelOutput``), or element 0 of a tuple/list; an int or
+    str indexes a tuple/list/mapping; a callable is applied to the whole output.
     """
     if callable(selector):
         picked = selector(output)
@@ -54,12 +55,13 @@ def select_output(output: Any, selector: OutputSelector) -> Tensor:
         if isinstance(output, Tensor):
             picked = output
         elif isinstance(output, Mapping):
-            if "out" not in output:
+            key = next((k for k in ("out", "logits") if k in output), None)
+            if key is None:
                 raise KeyError(
-                    f"model returned a dict without an 'out' entry (keys: {sorted(map(str, output))}); "
-                    "pass output=<key> to the target"
+                    f"model returned a {type(output).__name__} with neither an 'out' nor a 'logits' entry (keys: "
+                    f"{sorted(map(str, output))}); pass output=<key> to the target"
                 )
-            picked = output["out"]
+            picked = output[key]
         elif isinstance(output, (tuple, list)) and len(output) > 0:
             picked = output[0]
         else:

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 import areacam as ac
-from areacam.app.cli import layer_table, main
+from areacam.app.cli import main
 from areacam.app.loading import read_images
 from areacam.app.spec import METHODS, SpecError, get_method, parse_target
+from areacam.layers import layer_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers import layer_table
 from .loading import InputError, default_size, input_channels, load_model, read_images
 from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, method_layer, parse_targets
 
-__all__ = ["build_parser", "layer_table", "main", "run_explain"]
+__all__ = ["build_parser", "main", "run_explain"]
 
 USER_ERRORS = (InputError, SpecError, ValueError, TypeError, IndexError, KeyError, FileNotFoundError)
 
@@ -89,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     layers = sub.add_parser(
         "layers",
         help="list the model's modules with output shapes and the usual CAM layers",
-        description="Run one dummy forward pass and list every named module with its output shape; "
-        "'*' marks the usual CAM choices (the last 4-D output before the spatial size changes).",
+        description="Run one dummy forward and backward pass and list every named module with its output "
+        "shape and how areacam reads it (e.g. 'nchw 7x7, C=512', 'tokens 1+14x14, C=192'); '*' marks the "
+        "usual CAM choices (per grid size, the last feature map the output depends on).",
         epilog="examples:\n  areacam layers --model classifier\n"
         "  areacam layers --model mypkg.nets:build --size 224 224",
         formatter_class=fmt,
@@ -111,80 +113,6 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------ layers
 
 
-def layer_table(model: nn.Module, x: torch.Tensor) -> list[dict]:
-    """One dummy forward of ``x``: every named module with its output shape and a CAM suggestion flag.
-
-    Forward hooks are removed in ``finally``. A module is suggested when it is the last one, in run
-    order, with a 4-D output before the spatial size changes (1x1 maps excluded).
-    """
-    shapes: dict[str, list[tuple]] = {}
-    order: list[tuple[str, tuple]] = []
-    handles = []
-
-    def hook(name: str):
-        def record(module: nn.Module, inputs: tuple, output: object) -> None:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else _shape_of(output)
-            shapes.setdefault(name, []).append(shape)
-            order.append((name, shape))
-
-        return record
-
-    named = list(model.named_modules())
-    try:
-        for name, module in named:
-            if name:
-                handles.append(module.register_forward_hook(hook(name)))
-        with torch.no_grad():
-            output = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    finals = {tuple(t.shape) for t in _tensors(output)}
-    suggested: set[str] = set()
-    for (name, shape), (_, nxt) in zip(order, [*order[1:], (None, None)]):
-        if not _is_map(shape) or shape[-2:] == (1, 1) or shape in finals:
-            continue
-        if not _is_map(nxt) or nxt[-2:] != shape[-2:]:
-            suggested.add(name)
-    rows = []
-    for name, module in named:
-        if not name:
-            continue
-        calls = shapes.get(name, [])
-        rows.append(
-            {
-                "name": name,
-                "type": type(module).__name__,
-                "shape": calls[0] if calls else None,
-                "calls": len(calls),
-                "suggested": name in suggested and len(calls) == 1,
-            }
-        )
-    return rows
-
-
-def _is_map(shape: object) -> bool:
-    return isinstance(shape, tuple) and len(shape) == 4 and all(isinstance(v, int) for v in shape)
-
-
-def _tensors(output: object) -> list[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        output = list(output.values())
-    if isinstance(output, (tuple, list)):
-        return [t for t in output if isinstance(t, torch.Tensor)]
-    return []
-
-
-def _shape_of(output: object) -> object:
-    if isinstance(output, (tuple, list)):
-        return [tuple(o.shape) if isinstance(o, torch.Tensor) else type(o).__name__ for o in output]
-    if isinstance(output, dict):
-        return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in output.items()}
-    return type(output).__name__
-
-
 def _dummy(model: nn.Module, size: list[int] | None) -> torch.Tensor:
     hw = tuple(size) if size else default_size(model) or (224, 224)
     if min(hw) < 1:
@@ -202,13 +130,16 @@ def run_layers(args: argparse.Namespace) -> int:
         shape = tuple(x.shape)
         raise InputError(f"a dummy forward pass of shape {shape} failed ({_one_line(err)}); pass --size H W") from None
     width = max(len(r["name"]) for r in rows) if rows else 4
+    shapes = ["-" if r["shape"] is None else str(r["shape"]).replace(" ", "") for r in rows]
+    shape_width = min(max(map(len, shapes), default=1), 40)
     print(f"input {tuple(x.shape)}; '*' = usual CAM layer choice")
-    for r in rows:
-        shape = "-" if r["shape"] is None else str(r["shape"]).replace(" ", "")
+    for r, shape in zip(rows, shapes):
         runs = f" (runs {r['calls']}x: not usable as a CAM layer)" if r["calls"] > 1 else ""
-        print(f"{'*' if r['suggested'] else ' '} {r['name']:<{width}}  {r['type']:<20} {shape}{runs}")
+        layout = f"  {r['layout']}" if r["layout"] and not runs else ""
+        mark = "*" if r["suggested"] else " "
+        print(f"{mark} {r['name']:<{width}}  {r['type']:<20} {shape:<{shape_width}}{layout}{runs}")
     picks = [r["name"] for r in rows if r["suggested"]]
-    print(f"suggested --layer: {', '.join(picks) if picks else '(none: no 4-D activations)'}")
+    print(f"suggested --layer: {', '.join(picks) if picks else '(none: no feature maps the output depends on)'}")
     return 0
 
 
