@@ -6,6 +6,10 @@ files bundled with scikit-image and scikit-learn, shapes are generated.
 * :func:`digits` -- ``(N, 1, 32, 32)`` float images in ``[0, 1]`` and ``(N,)`` labels, seeded split.
 * :func:`shapes` -- ``(N, 3, S, S)`` images of a circle, square or triangle on a textured background,
   ``(N,)`` labels and exact ``(N, S, S)`` masks (``0`` background, ``1 + label`` shape).
+* :func:`volumes` -- ``(N, 1, S, S, S)`` noisy volumes holding one sphere or cube, ``(N,)`` labels and exact
+  ``(N, S, S, S)`` masks (``0`` background, ``1 + label`` object).
+* :func:`signals` -- ``(N, 1, L)`` smooth periodic signals with one injected anomaly each, the clean
+  signals, and exact ``(N, L)`` anomaly masks.
 * :func:`photo` / :func:`photo_names` -- ``(3, H, W)`` float photos, optionally resized.
 """
 
@@ -18,14 +22,20 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "ANOMALY_KINDS",
     "MIN_SHAPE_SIZE",
+    "MIN_SIGNAL_LENGTH",
+    "MIN_VOLUME_SIZE",
     "SHAPE_CLASSES",
     "SHAPE_COLORS",
+    "VOLUME_CLASSES",
     "digits",
     "draw_shape",
     "photo",
     "photo_names",
     "shapes",
+    "signals",
+    "volumes",
 ]
 
 #: Class names of :func:`shapes`, by label.
@@ -220,6 +230,110 @@ def shapes(
         labels[i] = label
         masks[i] = mask.numpy().astype(np.int64) * (label + 1)
     return torch.from_numpy(images), torch.from_numpy(labels), torch.from_numpy(masks)
+
+
+# -------------------------------------------------------------------------------------------- volumes
+
+#: Class names of :func:`volumes`, by label.
+VOLUME_CLASSES: tuple[str, ...] = ("sphere", "cube")
+
+#: Smallest volume side :func:`volumes` accepts.
+MIN_VOLUME_SIZE = 16
+
+
+def volumes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded synthetic volumes: one bright sphere or axis-aligned cube in Gaussian noise.
+
+    The class (:data:`VOLUME_CLASSES`), radius (18-30% of the side; a cube's half side is 0.8 times it,
+    so both have similar volumes), position (fully inside) and brightness are random; the object's
+    brightness is independent of its class, so only its shape tells the class. Volume ``i`` depends only
+    on ``(seed, i, size)``.
+
+    Returns:
+        ``volumes`` ``(n, 1, S, S, S)`` float32, ``labels`` ``(n,)`` int64 in ``{0, 1}``, ``masks``
+        ``(n, S, S, S)`` int64: ``0`` background, ``1 + label`` on exactly the object's voxels (the noise-free
+        object is constant on them and zero elsewhere).
+    """
+    n = _check_int("n", n, 1)
+    size = _check_int("size", size, MIN_VOLUME_SIZE)
+    seed = _check_int("seed", seed, 0)
+    grid = np.stack(np.mgrid[0:size, 0:size, 0:size]).astype(np.float32) + 0.5  # voxel centres
+    data = np.empty((n, 1, size, size, size), dtype=np.float32)
+    labels = np.empty(n, dtype=np.int64)
+    masks = np.empty((n, size, size, size), dtype=np.int64)
+    for i in range(n):
+        rng = np.random.default_rng([seed, i, size, 3])
+        label = int(rng.integers(len(VOLUME_CLASSES)))
+        radius = rng.uniform(0.18, 0.3) * size
+        center = rng.uniform(radius + 1, size - radius - 1, size=3).astype(np.float32)
+        offset = grid - center[:, None, None, None]
+        if label == 0:
+            inside = (offset**2).sum(0) <= radius**2
+        else:
+            inside = np.abs(offset).max(0) <= 0.8 * radius
+        level = rng.uniform(0.5, 1.0)
+        noise = rng.normal(0.0, 0.2, size=(size, size, size)).astype(np.float32)
+        data[i, 0] = noise + level * inside
+        labels[i] = label
+        masks[i] = inside.astype(np.int64) * (label + 1)
+    return torch.from_numpy(data), torch.from_numpy(labels), torch.from_numpy(masks)
+
+
+# -------------------------------------------------------------------------------------------- signals
+
+#: Kinds of anomaly :func:`signals` injects.
+ANOMALY_KINDS: tuple[str, ...] = ("spike", "shift", "burst", "flat")
+
+#: Shortest signal :func:`signals` accepts.
+MIN_SIGNAL_LENGTH = 64
+
+
+def signals(
+    n: int, length: int = 256, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded synthetic signals, each with one anomaly injected at a known window.
+
+    A clean signal is the sum of two sines (random periods of 16-64 samples, phases and amplitudes)
+    plus Gaussian noise (sigma 0.05). One window of 8-24 samples, fully inside, is replaced by an
+    anomaly of a random kind (:data:`ANOMALY_KINDS`): a ``spike`` (a triangle of height 1.5-2.5), a level
+    ``shift`` (+-1-1.5), a high-frequency ``burst`` (period 4) or a ``flat`` line at the window's first
+    value. Signal ``i`` depends only on ``(seed, i, length)``.
+
+    Returns:
+        ``signals`` ``(n, 1, L)`` float32 with the anomaly, ``clean`` ``(n, 1, L)`` the same signals
+        without it, ``masks`` ``(n, L)`` bool: exactly the window where the anomaly was injected.
+    """
+    n = _check_int("n", n, 1)
+    length = _check_int("length", length, MIN_SIGNAL_LENGTH)
+    seed = _check_int("seed", seed, 0)
+    t = np.arange(length, dtype=np.float32)
+    clean = np.empty((n, 1, length), dtype=np.float32)
+    noisy = np.empty((n, 1, length), dtype=np.float32)
+    masks = np.zeros((n, length), dtype=bool)
+    for i in range(n):
+        rng = np.random.default_rng([seed, i, length, 1])
+        wave = np.zeros(length, dtype=np.float32)
+        for amplitude in (rng.uniform(0.5, 1.0), rng.uniform(0.1, 0.4)):
+            period, phase = rng.uniform(16, 64), rng.uniform(0, 2 * np.pi)
+            wave += amplitude * np.sin(2 * np.pi * t / period + phase)
+        wave += rng.normal(0.0, 0.05, size=length).astype(np.float32)
+        width = int(rng.integers(8, 25))
+        start = int(rng.integers(0, length - width + 1))
+        kind = ANOMALY_KINDS[int(rng.integers(len(ANOMALY_KINDS)))]
+        part = wave[start : start + width].copy()
+        if kind == "spike":
+            part += rng.uniform(1.5, 2.5) * (1 - np.abs(np.linspace(-1, 1, width, dtype=np.float32)))
+        elif kind == "shift":
+            part += rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 1.5)
+        elif kind == "burst":
+            part += 0.8 * np.sin(2 * np.pi * np.arange(width, dtype=np.float32) / 4 + rng.uniform(0, 2 * np.pi))
+        else:
+            part[:] = part[0]
+        clean[i, 0] = wave
+        noisy[i, 0] = wave
+        noisy[i, 0, start : start + width] = part
+        masks[i, start : start + width] = True
+    return torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(masks)
 
 
 # --------------------------------------------------------------------------------------------- photos

@@ -1,4 +1,4 @@
-"""Reference models for areacam: a classifier, VAEs, a VAE-GAN, FCN-8s/32s and a U-Net.
+"""Reference models for areacam: a classifier, VAEs, a VAE-GAN, FCN-8s/32s, a U-Net, a 3-D U-Net and a 1-D autoencoder.
 
 ```python
 import models
@@ -14,6 +14,7 @@ from .classifier import Classifier
 from .registry import TASKS, create, load, load_checkpoint, names, save
 from .segmentation import BACKBONES, FCN, HEADS, unet
 from .vae import CVAE, DVAE, VAE, VAEGAN, LinearVAE
+from .volumes import SignalAE, UNet3D
 
 __all__ = [
     "BACKBONES",
@@ -26,6 +27,8 @@ __all__ = [
     "VAEGAN",
     "Classifier",
     "LinearVAE",
+    "SignalAE",
+    "UNet3D",
     "create",
     "load",
     "load_checkpoint",

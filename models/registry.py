@@ -13,6 +13,7 @@ from torch import nn
 from .classifier import Classifier
 from .segmentation import FCN, unet
 from .vae import CVAE, DVAE, VAE, VAEGAN, LinearVAE
+from .volumes import SignalAE, UNet3D
 
 __all__ = ["TASKS", "create", "load", "load_checkpoint", "names", "save"]
 
@@ -25,9 +26,12 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "vaegan": VAEGAN,
     "fcn": FCN,
     "unet": unet,
+    "unet3d": UNet3D,
+    "signal_ae": SignalAE,
 }
 
-#: What each registered model does: ``"classification"``, ``"segmentation"`` or ``"generative"``.
+#: What each registered model does: ``"classification"``, ``"segmentation"``, ``"generative"`` or
+#: ``"reconstruction"`` (a plain autoencoder of signals).
 TASKS: dict[str, str] = {
     "classifier": "classification",
     "vae": "generative",
@@ -37,6 +41,8 @@ TASKS: dict[str, str] = {
     "vaegan": "generative",
     "fcn": "segmentation",
     "unet": "segmentation",
+    "unet3d": "segmentation",
+    "signal_ae": "reconstruction",
 }
 
 CHECKPOINT_FORMAT = "areacam-model/1"

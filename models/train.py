@@ -1,10 +1,15 @@
 """Deterministic training loop for the reference models: ``train(model, data, epochs, out, seed, ...)``.
 
-One function trains any registered model on ``"digits"`` or ``"shapes"``:
+One function trains any registered model on ``"digits"``, ``"shapes"``, ``"volumes"`` or ``"signals"``:
 
 * ``classifier``: cross-entropy on the image labels; reports test accuracy.
 * ``fcn`` / ``unet``: pixel cross-entropy on the shapes masks (4 classes: background + 3 shapes); reports
   pixel accuracy, mean pixel accuracy and mean IoU on the test images.
+* ``unet3d``: voxel cross-entropy on the volumes masks (3 classes: background, sphere, cube); the same
+  metrics per voxel.
+* ``signal_ae``: mean squared reconstruction error on the clean signals (the anomalies are never seen in
+  training); reports the test MSE on clean signals and, on the signals with an injected anomaly, the share
+  whose largest squared error lies inside the anomaly window and the error inside / outside the window.
 * ``vae`` / ``cvae`` / ``dvae`` / ``linear_vae``: pixel BCE + KL; reports the test reconstruction MSE
   (``z = mu``) and the mean-image baseline MSE.
 * ``vaegan``: pixel BCE + KL + discriminator feature matching + a low-weight non-saturating adversarial
@@ -36,7 +41,10 @@ from .vae import CVAE
 
 __all__ = ["DATASETS", "defaults", "load_data", "train"]
 
-DATASETS = ("digits", "shapes")
+DATASETS = ("digits", "shapes", "volumes", "signals")
+
+# Models that read other inputs than images, and the one data set each trains on.
+_DATA_OF = {"unet3d": "volumes", "signal_ae": "signals"}
 
 # Base settings per task and data set; per-model overrides below. Sizes: digits 32, shapes 64.
 _BASE: dict[tuple[str, str], dict[str, Any]] = {
@@ -45,6 +53,8 @@ _BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("segmentation", "shapes"): dict(epochs=15, batch_size=32, lr=1e-3, size=64, n_train=2000, n_test=500),
     ("generative", "digits"): dict(epochs=30, batch_size=64, lr=1e-3, size=32, n_train=None, n_test=None),
     ("generative", "shapes"): dict(epochs=20, batch_size=64, lr=1e-3, size=32, n_train=2000, n_test=500),
+    ("segmentation", "volumes"): dict(epochs=10, batch_size=8, lr=3e-3, size=32, n_train=400, n_test=100),
+    ("reconstruction", "signals"): dict(epochs=15, batch_size=64, lr=3e-3, size=256, n_train=2000, n_test=500),
 }
 _MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "vaegan": dict(lr=5e-4),
@@ -78,7 +88,13 @@ def _task(model: str, data: str) -> str:
     if data not in DATASETS:
         raise ValueError(f"unknown data {data!r}; valid data sets: {', '.join(DATASETS)}")
     task = registry.TASKS[model]
-    if task == "segmentation" and data != "shapes":
+    wanted = _DATA_OF.get(model)
+    if wanted is not None and data != wanted:
+        raise ValueError(f"model {model!r} trains on data={wanted!r}, got {data!r}")
+    if wanted is None and data in _DATA_OF.values():
+        users = ", ".join(name for name, d in _DATA_OF.items() if d == data)
+        raise ValueError(f"data {data!r} is for model {users}, not for the image model {model!r}")
+    if task == "segmentation" and data not in ("shapes", "volumes"):
         raise ValueError(f"model {model!r} is a segmenter and needs masks: use data='shapes', got {data!r}")
     return task
 
@@ -92,6 +108,11 @@ def load_data(
 ) -> dict[str, torch.Tensor]:
     """Train/test tensors: ``x_train (N, C, S, S)``, ``y_train (N,)``, ``x_test``, ``y_test`` and, for
     shapes, ``m_train``/``m_test`` ``(N, S, S)`` masks. The data does not depend on the training seed.
+
+    Volumes: ``x (N, 1, S, S, S)``, ``y`` the object's class, ``m (N, S, S, S)`` masks. Signals (``size`` is
+    the length): ``x_train`` the clean signals (an autoencoder learns normal data only), ``x_test`` the
+    test signals with their anomaly, ``clean_test`` without it, ``a_test (N, L)`` bool anomaly windows;
+    ``y`` all zero.
     """
     from areacam import data as ac_data
 
@@ -115,6 +136,23 @@ def load_data(
             x_test=x[n_train:],
             y_test=y[n_train:],
             m_test=m[n_train:],
+        )
+    if data == "volumes":
+        n_train = 400 if n_train is None else n_train
+        n_test = 100 if n_test is None else n_test
+        x, y, m = ac_data.volumes(n_train + n_test, size=size, seed=seed)
+        return dict(
+            x_train=x[:n_train], y_train=y[:n_train], m_train=m[:n_train],
+            x_test=x[n_train:], y_test=y[n_train:], m_test=m[n_train:],
+        )
+    if data == "signals":
+        n_train = 2000 if n_train is None else n_train
+        n_test = 500 if n_test is None else n_test
+        x, clean, a = ac_data.signals(n_train + n_test, length=size, seed=seed)
+        zeros = torch.zeros(n_train + n_test, dtype=torch.int64)
+        return dict(
+            x_train=clean[:n_train], y_train=zeros[:n_train],
+            x_test=x[n_train:], y_test=zeros[n_train:], clean_test=clean[n_train:], a_test=a[n_train:],
         )
     raise ValueError(f"unknown data {data!r}; valid data sets: {', '.join(DATASETS)}")
 
@@ -212,6 +250,8 @@ def evaluate(
                 conf = part if conf is None else conf + part
             assert conf is not None
             return {"test_loss": loss / n, **segmentation_scores(conf)}
+        if task == "reconstruction":
+            return _reconstruction_scores(model, d, batch_size, device)
         # generative
         mean_image = d["x_train"].mean(0, keepdim=True)
         sq, base, kl_sum = 0.0, 0.0, 0.0
@@ -230,6 +270,30 @@ def evaluate(
         model.train(was_training)
 
 
+def _reconstruction_scores(
+    model: nn.Module, d: dict[str, torch.Tensor], batch_size: int, device: str | torch.device
+) -> dict[str, Any]:
+    """Test MSE on the clean signals; anomaly hit rate and error inside / outside the anomaly windows."""
+    sq_clean, inside, outside, hits = 0.0, 0.0, 0.0, 0
+    x_te, clean, windows = d["x_test"], d["clean_test"], d["a_test"]
+    n = x_te.shape[0]
+    for i in range(0, n, batch_size):
+        part = slice(i, i + batch_size)
+        xb, cb, wb = x_te[part].to(device), clean[part].to(device), windows[part].to(device)
+        sq_clean += float(((model(cb)[0] - cb) ** 2).sum())
+        error = ((model(xb)[0] - xb) ** 2).sum(1)  # (B, L)
+        inside += float(error[wb].sum())
+        outside += float(error[~wb].sum())
+        hits += int(wb.gather(1, error.argmax(1, keepdim=True)).sum())
+    count_in = int(windows.sum())
+    return {
+        "test_mse": sq_clean / clean.numel(),
+        "anomaly_hit_rate": hits / n,
+        "mse_inside_anomaly": inside / (count_in * x_te.shape[1]),
+        "mse_outside_anomaly": outside / ((windows.numel() - count_in) * x_te.shape[1]),
+    }
+
+
 def _model_kwargs(model: str, data: str, size: int, d: dict[str, torch.Tensor], user: dict[str, Any]) -> dict:
     in_channels = int(d["x_train"].shape[1])
     kw: dict[str, Any] = {}
@@ -237,7 +301,12 @@ def _model_kwargs(model: str, data: str, size: int, d: dict[str, torch.Tensor], 
     if task == "classification":
         kw = dict(num_classes=10 if data == "digits" else 3, in_channels=in_channels, input_size=size)
     elif task == "segmentation":
-        kw = dict(num_classes=4, in_channels=in_channels)
+        from areacam.data import SHAPE_CLASSES, VOLUME_CLASSES
+
+        classes = SHAPE_CLASSES if data == "shapes" else VOLUME_CLASSES
+        kw = dict(num_classes=1 + len(classes), in_channels=in_channels)
+    elif task == "reconstruction":
+        kw = dict(in_channels=in_channels)
     else:
         kw = dict(in_channels=in_channels, input_size=size)
         if model == "cvae":
@@ -267,7 +336,7 @@ def train(
 
     Args:
         model: a name from :func:`models.names`.
-        data: ``"digits"`` or ``"shapes"``.
+        data: ``"digits"``, ``"shapes"``, ``"volumes"`` (``unet3d``) or ``"signals"`` (``signal_ae``).
         epochs, batch_size, lr, size, n_train, n_test: ``None`` takes :func:`defaults`.
         out: directory for ``epoch_XXX.pt`` checkpoints and ``metrics.json``; ``None`` writes nothing.
         seed: seeds the weights init and the batch order (the run is deterministic for a fixed ``threads``).
@@ -406,6 +475,12 @@ def _step(
         labels = yb if task == "classification" else mb  # per image, or per pixel
         assert labels is not None
         loss = F.cross_entropy(net(xb), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach())}
+    if task == "reconstruction":
+        loss = F.mse_loss(net(xb)[0], xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--size", type=int, default=None, help="image side (digits 32, shapes 64/128 by default)")
+    p.add_argument(
+        "--size", type=int, default=None, help="image side (digits 32, shapes 64/128), volume side or signal length"
+    )
     p.add_argument("--n-train", type=int, default=None, help="training images (default: per data set)")
     p.add_argument("--n-test", type=int, default=None, help="test images (default: per data set)")
     p.add_argument("--backbone", default=None, help="fcn only: alexnet | vgg16")
