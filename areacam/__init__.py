@@ -16,6 +16,7 @@ from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, 
 from .lime import Lime
 from .targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
 from .viz import gradient_image, grid_figure, overlay, region_figure
+from .viz_nd import signal_figure, slice_grid, volume_figure
 
 __version__ = "0.1.0"
 
@@ -50,4 +51,7 @@ __all__ = [
     "metrics",
     "overlay",
     "region_figure",
+    "signal_figure",
+    "slice_grid",
+    "volume_figure",
 ]

@@ -193,3 +193,28 @@ def test_photo_errors():
         data.photo("coffee", size=(10, 10, 3))
     with pytest.raises(ValueError, match="positive"):
         data.photo("coffee", size=0)
+
+
+def test_volumes_masks_are_the_noise_free_objects():
+    volumes, labels, masks = data.volumes(6, size=16, seed=2)
+    assert volumes.shape == (6, 1, 16, 16, 16) and labels.shape == (6,) and masks.shape == (6, 16, 16, 16)
+    assert set(labels.tolist()) == {0, 1} and torch.equal(masks.amax((1, 2, 3)), labels + 1)
+    again, _, _ = data.volumes(3, size=16, seed=2)
+    assert torch.equal(again, volumes[:3])
+    cube = int((labels == 1).nonzero()[0])
+    inside = (masks[cube] > 0).nonzero()
+    extent = inside.amax(0) - inside.amin(0)  # an axis-aligned cube fills its bounding box
+    assert extent.max() - extent.min() <= 1 and len(inside) == int((extent + 1).prod())
+
+
+def test_signals_differ_from_clean_exactly_on_one_window():
+    noisy, clean, masks = data.signals(40, length=96, seed=1)
+    assert noisy.shape == clean.shape == (40, 1, 96) and masks.shape == (40, 96)
+    assert torch.equal(noisy[:, 0][~masks], clean[:, 0][~masks])
+    widths = masks.sum(1)
+    assert widths.min() >= 8 and widths.max() <= 24
+    runs = (masks[:, 1:] & ~masks[:, :-1]).sum(1) + masks[:, 0]
+    assert runs.eq(1).all()  # one contiguous window each
+    assert ((noisy - clean).abs().amax((1, 2)) > 0).float().mean() > 0.9
+    with pytest.raises(ValueError, match="length must be >= 64"):
+        data.signals(2, length=32)

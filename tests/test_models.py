@@ -19,6 +19,8 @@ SMALL = {
     "vaegan": dict(in_channels=1, input_size=32, latent_dim=4, width=4, disc_width=4),
     "fcn": dict(num_classes=4, head="8s", backbone="alexnet", head_width=16),
     "unet": dict(num_classes=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=[16, 8, 8]),
+    "unet3d": dict(num_classes=3, in_channels=1, width=2),
+    "signal_ae": dict(in_channels=2, width=4, code_channels=2),
 }
 INPUT = {
     "classifier": (2, 3, 32, 32),
@@ -29,6 +31,8 @@ INPUT = {
     "vaegan": (2, 1, 32, 32),
     "fcn": (2, 3, 64, 64),
     "unet": (2, 3, 32, 32),
+    "unet3d": (2, 1, 8, 12, 16),
+    "signal_ae": (2, 2, 64),
 }
 VAES = ("vae", "cvae", "dvae", "linear_vae", "vaegan")
 
@@ -49,7 +53,9 @@ def batch(name: str, seed: int = 1) -> torch.Tensor:
 
 
 def test_names_are_the_registered_models():
-    assert models.names() == ["classifier", "cvae", "dvae", "fcn", "linear_vae", "unet", "vae", "vaegan"]
+    assert models.names() == [
+        "classifier", "cvae", "dvae", "fcn", "linear_vae", "signal_ae", "unet", "unet3d", "vae", "vaegan"
+    ]
     assert set(models.TASKS) == set(models.names())
 
 
@@ -431,3 +437,14 @@ def test_models_work_with_the_explainers(name, layer, targets):
     assert model.training is False
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_volume_and_signal_models_shapes_and_input_checks():
+    seg = make("unet3d")
+    assert seg(batch("unet3d")).shape == (2, 3, 8, 12, 16)
+    recon, code = make("signal_ae")(batch("signal_ae"))
+    assert recon.shape == (2, 2, 64) and code.shape == (2, 2, 4)
+    with pytest.raises(ValueError, match=r"UNet3D expects \(B, 1, D, H, W\) with sides divisible by 4"):
+        seg(torch.rand(1, 1, 8, 8, 6))
+    with pytest.raises(ValueError, match=r"SignalAE expects \(B, 2, L\) with L divisible by 16"):
+        make("signal_ae")(torch.rand(1, 2, 40))

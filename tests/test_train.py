@@ -93,10 +93,12 @@ def test_mean_image_baseline_is_the_mse_of_the_training_mean():
             dict(backbone="alexnet", head="8s", head_width=8),
             {"mean_iou", "pixel_accuracy", "mean_pixel_accuracy", "class_iou"},
         ),
+        ("unet3d", "volumes", dict(width=2), {"mean_iou", "pixel_accuracy", "class_iou"}),
+        ("signal_ae", "signals", dict(width=4), {"test_mse", "anomaly_hit_rate", "mse_inside_anomaly"}),
     ],
 )
 def test_every_task_trains_one_epoch(model, data, kwargs, keys):
-    size = {"digits": 32, "shapes": 64 if model == "fcn" else 32}[data]
+    size = {"digits": 32, "shapes": 64 if model == "fcn" else 32, "volumes": 16, "signals": 64}[data]
     metrics = T.train(model, data, seed=0, size=size, model_kwargs=kwargs, **TINY)
     final = metrics["final"]
     assert keys <= set(final)
@@ -106,7 +108,9 @@ def test_every_task_trains_one_epoch(model, data, kwargs, keys):
     if "test_accuracy" in final:
         assert final["test_accuracy"] * 8 == round(final["test_accuracy"] * 8)
     if "mean_iou" in final:
-        assert len(final["class_iou"]) == 4 and 0 <= final["mean_iou"] <= 1
+        assert len(final["class_iou"]) == (3 if data == "volumes" else 4) and 0 <= final["mean_iou"] <= 1
+    if "anomaly_hit_rate" in final:
+        assert final["anomaly_hit_rate"] * 8 == round(final["anomaly_hit_rate"] * 8)
 
 
 def test_segmentation_scores_on_a_hand_made_confusion_matrix():
@@ -129,7 +133,9 @@ def test_defaults_per_model_and_backbone():
     ("args", "kwargs", "error", "match"),
     [
         (("resnet", "digits"), {}, ValueError, "unknown model 'resnet'"),
-        (("vae", "mnist"), {}, ValueError, "unknown data 'mnist'; valid data sets: digits, shapes"),
+        (("vae", "mnist"), {}, ValueError, "unknown data 'mnist'; valid data sets: digits, shapes, volumes, signals"),
+        (("unet3d", "shapes"), {}, ValueError, "model 'unet3d' trains on data='volumes', got 'shapes'"),
+        (("vae", "signals"), {}, ValueError, "data 'signals' is for model signal_ae, not for the image model 'vae'"),
         (("fcn", "digits"), {}, ValueError, "data='shapes'"),
         (("vae", "digits"), dict(epochs=0), ValueError, "epochs must be a positive int, got 0"),
         (("vae", "digits"), dict(lr=-1.0), ValueError, "lr must be a positive number"),

@@ -195,3 +195,63 @@ def test_clear_errors_for_inputs_that_do_not_fit():
     signal_net = dense(1)
     with pytest.raises(ValueError, match=r"mask of shape \(3, 40\) does not fit the output: 3 rows for a batch of 2"):
         ac.Saliency(signal_net)(inputs(1), ac.Area(mask=np.ones((3, 40))))
+
+
+def test_small_signal_autoencoder_explains_the_anomaly_window(tmp_path):
+    """Trained on clean signals only, its reconstruction error over each anomaly window is explained inside it."""
+    import models
+    from models.train import load_data, train
+
+    metrics = train("signal_ae", "signals", epochs=6, n_train=300, n_test=60, size=256, out=tmp_path,
+                    progress=False, threads=1, model_kwargs=dict(width=8))
+    assert metrics["final"]["mse_inside_anomaly"] > 3 * metrics["final"]["mse_outside_anomaly"]
+    net = models.load(tmp_path / "epoch_006.pt")
+    d = load_data("signals", 256, 300, 60)
+    x, windows = d["x_test"], d["a_test"]
+    maps = ac.Saliency(net)(x, ac.ReconstructionError(mask=windows)).maps[:, 0]  # one window per signal
+    noise = torch.rand(maps.shape, generator=torch.Generator().manual_seed(0))
+    fraction = float(windows.float().mean())
+    found = {}
+    for name, heat in (("saliency", maps), ("random", noise)):
+        hits = float(windows.gather(1, heat.argmax(1, keepdim=True)).float().mean())
+        mass = float(((heat * windows).sum(1) / heat.sum(1)).mean())
+        found[name] = (hits, mass)
+    assert found["saliency"][0] > 4 * fraction and found["saliency"][1] > 3 * fraction, (found, fraction)
+    assert found["random"][0] < 2 * fraction and found["random"][1] < 1.5 * fraction, (found, fraction)
+
+
+def test_volume_figure_slices_through_the_region_centroid(tmp_path):
+    volume = torch.rand(1, 8, 10, 12, generator=torch.Generator().manual_seed(0))
+    maps = torch.rand(2, 8, 10, 12, generator=torch.Generator().manual_seed(1))
+    target = ac.Area(box=(2, 3, 4, 6, 7, 10))  # centroid (3.5, 4.5, 6.5) -> voxel (4, 4, 6), halves to even
+    fig = ac.volume_figure(volume, maps, [target, (0, 0, 0, 1, 1, 1)], path=tmp_path / "v.png")
+    axes = fig.axes
+    assert len(axes) == 6 and (tmp_path / "v.png").stat().st_size > 0
+    assert [ax.get_title() for ax in axes[:3]] == ["axial (z=4)", "coronal (y=4)", "sagittal (x=6)"]
+    grey = volume[0].numpy()
+    grey = (grey - grey.min()) / (grey.max() - grey.min())
+    np.testing.assert_allclose(axes[0].images[0].get_array(), grey[4], rtol=1e-6)
+    np.testing.assert_allclose(axes[1].images[1].get_array(), maps[0, :, 4].numpy())
+    np.testing.assert_allclose(axes[5].images[1].get_array(), maps[1, :, :, 0].numpy())  # second box at x=0
+    grid = ac.slice_grid(volume, maps[0], target, axis="coronal", count=4)
+    assert [ax.get_title() for ax in grid.axes] == ["y=3", "y=4", "y=5", "y=6"]  # spans the box's rows
+    with pytest.raises(ValueError, match="index the batch first"):
+        ac.volume_figure(volume[None], maps)
+    with pytest.raises(ValueError, match="has 2 spatial dims, the sample has 3"):
+        ac.volume_figure(volume, maps[0], (0, 0, 2, 2))
+
+
+def test_signal_figure_band_region_and_reconstruction(tmp_path):
+    signal = torch.sin(torch.arange(64.0) / 4)[None]
+    heat = torch.linspace(0, 1, 64)
+    fig = ac.signal_figure(signal, heat, ac.ReconstructionError(box=(10, 20)), recon=signal * 0.9,
+                           path=tmp_path / "s.png")
+    line, band, right = fig.axes
+    np.testing.assert_allclose(band.images[0].get_array()[0], heat.numpy())
+    np.testing.assert_allclose(line.lines[0].get_ydata(), signal[0].numpy())
+    shaded = [p for p in line.patches]
+    assert len(shaded) == 1 and shaded[0].get_x() == 9.5  # the region [10, 20) shaded
+    np.testing.assert_allclose(right.lines[1].get_ydata(), 0.9 * signal[0].numpy())
+    assert (tmp_path / "s.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="recon of shape"):
+        ac.signal_figure(signal, heat, recon=torch.zeros(1, 32))
