@@ -12,21 +12,34 @@ ac.metrics.rank_layers(model, x, targets, method=ac.GradCAM)    # candidate laye
 
 from .checks import boxes_to_masks
 from .complexity import entropy, sparseness
+from .evaluation import Evaluation, evaluate
 from .faithfulness import deletion, insertion, removal_ranks, road
 from .imputation import noisy_linear_impute
 from .localisation import iou, pointing_game, relevance_mass, relevance_rank
+from .randomisation import Randomisation, Similarity, random_logit, randomisable_layers, randomisation
+from .ranking import LayerRanking, candidate_layers, rank_layers
 from .result import Curves
 from .similarity import spearman, ssim
 
 __all__ = [
     "Curves",
+    "Evaluation",
+    "LayerRanking",
+    "Randomisation",
+    "Similarity",
     "boxes_to_masks",
+    "candidate_layers",
     "deletion",
     "entropy",
+    "evaluate",
     "insertion",
     "iou",
     "noisy_linear_impute",
     "pointing_game",
+    "random_logit",
+    "randomisable_layers",
+    "randomisation",
+    "rank_layers",
     "relevance_mass",
     "relevance_rank",
     "removal_ranks",

@@ -1,0 +1,139 @@
+"""One call for every metric of one set of maps: :func:`evaluate` and its :class:`Evaluation`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from torch import Tensor, nn
+
+from ..targets import Target, as_target_list
+from .checks import as_masks, flat_maps, resolve_maps
+from .complexity import entropy, sparseness
+from .faithfulness import MapsOrExplainer, deletion, insertion, road
+from .localisation import iou, pointing_game, relevance_mass, relevance_rank
+from .result import Curves, masked_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["FAITHFULNESS", "LOCALISATION", "Evaluation", "evaluate"]
+
+FAITHFULNESS = ("deletion", "insertion", "road")
+LOCALISATION = ("pointing_game", "relevance_mass", "relevance_rank", "iou")
+COMPLEXITY = ("sparseness", "entropy")
+_DEFAULT = ("deletion", "insertion", *COMPLEXITY)
+
+
+@dataclass
+class Evaluation:
+    """Every metric of ``B x K`` maps.
+
+    - ``values``: ``{name: (B, K) tensor}``. Faithfulness: ``deletion_auc`` (lower is better),
+      ``insertion_auc`` (higher), each beside ``*_random_auc`` of a random ranking; ``road``
+      (ROAD combined, higher is better) with ``road_most`` / ``road_least``. Localisation:
+      ``pointing_game``, ``relevance_mass``, ``relevance_rank``, ``iou`` and ``mask_share``, the
+      share of the image inside the mask: what a map without information scores on average in
+      the first three. Complexity: ``sparseness``, ``entropy``.
+    - ``curves``: ``{"deletion": Curves, "insertion": Curves}`` as computed.
+    - ``degenerate`` ``(B, K)``: constant maps (they score 0 in localisation).
+    """
+
+    values: dict[str, Tensor]
+    curves: dict[str, Curves] = field(default_factory=dict)
+    degenerate: Tensor | None = None
+    targets: list = field(default_factory=list)
+
+    def means(self) -> dict[str, float]:
+        """Each metric averaged over samples and targets."""
+        return {name: float(masked_mean(value)) for name, value in self.values.items()}
+
+    def per_target(self) -> dict[str, list[float]]:
+        """Each metric averaged over the samples, one value per target."""
+        return {name: masked_mean(value, dim=0).tolist() for name, value in self.values.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON: means, per-target means, per-sample values, curve summaries."""
+        return {
+            "targets": [repr(t) for t in self.targets],
+            "means": self.means(),
+            "per_target": self.per_target(),
+            "per_sample": {name: value.tolist() for name, value in self.values.items()},
+            "degenerate": self.degenerate.tolist() if self.degenerate is not None else None,
+            "curves": {name: curves.summary() for name, curves in self.curves.items()},
+        }
+
+    def plot(self, path: str | Path | None = None, titles: list[str] | None = None) -> Figure:
+        """Deletion and insertion curves (rows) per target (columns), beside the random ranking's."""
+        from .plots import curves_figure
+
+        if not self.curves:
+            raise ValueError("this evaluation has no deletion or insertion curves to plot")
+        return curves_figure(list(self.curves.values()), titles=titles, path=path)
+
+
+def evaluate(
+    model: nn.Module,
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    maps: MapsOrExplainer,
+    masks: Tensor | np.ndarray | None = None,
+    metrics: Sequence[str] | None = None,
+    steps: int = 20,
+    baseline: Any = "blur",
+    batch_size: int = 64,
+    percentiles: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90),
+    random_state: int = 0,
+    progress: bool | None = None,
+) -> Evaluation:
+    """Evaluate ``maps`` (or an explainer's maps of ``x``) of ``targets`` with several metrics at once.
+
+    ``metrics`` picks from ``deletion``, ``insertion``, ``road``, ``sparseness``, ``entropy`` and,
+    with ``masks``, ``pointing_game``, ``relevance_mass``, ``relevance_rank``, ``iou``. Default:
+    deletion, insertion, sparseness, entropy, plus all four localisation metrics when ``masks`` is
+    given. ``steps``/``baseline`` are those of the curves, ``percentiles`` of ROAD.
+    """
+    targets = as_target_list(targets)
+    known = (*FAITHFULNESS, *LOCALISATION, *COMPLEXITY)
+    if metrics is None:
+        chosen = list(_DEFAULT) + (list(LOCALISATION) if masks is not None else [])
+    else:
+        chosen = [metrics] if isinstance(metrics, str) else list(metrics)
+        bad = [name for name in chosen if name not in known]
+        if bad:
+            raise ValueError(f"unknown metric {bad[0]!r}; choose from {list(known)}")
+        if masks is None and any(name in LOCALISATION for name in chosen):
+            raise ValueError("localisation metrics compare maps with ground truth: pass masks=(B, H, W) bool")
+    maps = resolve_maps(maps, x, targets)
+    if masks is not None:
+        masks = as_masks(masks, maps)
+    values: dict[str, Tensor] = {}
+    curves: dict[str, Curves] = {}
+    common = dict(steps=steps, baseline=baseline, batch_size=batch_size, random_state=random_state, progress=progress)
+    for name, run in (("deletion", deletion), ("insertion", insertion)):
+        if name in chosen:
+            curves[name] = run(model, x, targets, maps, **common)
+            values[f"{name}_auc"] = curves[name].auc
+            values[f"{name}_random_auc"] = curves[name].random_auc
+    if "road" in chosen:
+        kw = dict(percentiles=percentiles, random_state=random_state, batch_size=batch_size, progress=progress)
+        most = road(model, x, targets, maps, order="most", **kw).mean(2)
+        least = road(model, x, targets, maps, order="least", **kw).mean(2)
+        values.update(road=(least - most) / 2, road_most=most, road_least=least)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant maps are reported in .degenerate
+        for name, metric in (("pointing_game", pointing_game), ("relevance_mass", relevance_mass),
+                             ("relevance_rank", relevance_rank), ("iou", iou)):
+            if name in chosen:
+                values[name] = metric(maps, masks)
+    if masks is not None and any(name in LOCALISATION for name in chosen):
+        values["mask_share"] = masks.flatten(2).float().mean(2)
+    if "sparseness" in chosen:
+        values["sparseness"] = sparseness(maps)
+    if "entropy" in chosen:
+        values["entropy"] = entropy(maps)
+    return Evaluation(values=values, curves=curves, degenerate=flat_maps(maps), targets=targets)

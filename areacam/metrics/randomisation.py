@@ -1,0 +1,269 @@
+"""Sanity checks (Adebayo et al. 2018): do the maps change when what they should depend on changes?
+
+- :func:`randomisation`: model-parameter randomisation, cascading from the output layer down (each
+  step keeps the layers above randomised) or one layer at a time (``"independent"``).
+- :func:`random_logit`: the map of each class target beside the map of a random other class.
+
+Both report Spearman rank correlation and SSIM to the original maps; a method whose maps stay
+similar (Spearman near 1) does not depend on what it claims to explain. The model passed in is
+never modified: the checks randomise a deep copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..base import Explainer
+from ..layers import resolve_layer
+from ..state import check_input, explaining
+from ..targets import Class, Target, as_target_list
+from .checks import as_maps, flat_maps
+from .similarity import spearman, ssim
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["Randomisation", "Similarity", "random_logit", "randomisable_layers", "randomisation"]
+
+ExplainerFactory = Callable[[nn.Module], Any] | Explainer
+
+
+@dataclass
+class Randomisation:
+    """Maps after each randomisation step and their similarity to the original maps.
+
+    - ``order``: ``"cascading"`` or ``"independent"``; ``layers``: the ``L`` randomised layers in
+      order (cascading: step ``i`` has layers ``0..i`` randomised).
+    - ``maps`` ``(L + 1, B, K, H, W)``: the original maps, then those after each step.
+    - ``spearman``, ``ssim`` ``(L, B, K)``: similarity of each step's maps to the original ones.
+    - ``degenerate`` ``(L + 1, B, K)``: the map is constant (Spearman is then 0).
+    """
+
+    order: str
+    layers: list[str]
+    maps: Tensor
+    spearman: Tensor
+    ssim: Tensor
+    degenerate: Tensor
+    targets: list = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain numbers for JSON: mean Spearman and SSIM per step (over samples and targets)."""
+        return {
+            "order": self.order,
+            "layers": list(self.layers),
+            "spearman": self.spearman.flatten(1).mean(1).tolist(),
+            "ssim": self.ssim.flatten(1).mean(1).tolist(),
+            "degenerate": self.degenerate.flatten(1).float().mean(1).tolist(),
+            "targets": [repr(t) for t in self.targets],
+        }
+
+    def plot(self, images: Any = None, sample: int = 0, target: int = 0, path: str | Path | None = None) -> Figure:
+        """The strip of maps (original, then each step) for one sample and target, and the similarity curves."""
+        from .plots import randomisation_figure
+
+        return randomisation_figure(self, images=images, sample=sample, target=target, path=path)
+
+
+@dataclass
+class Similarity:
+    """``spearman`` and ``ssim`` ``(B, K)`` between two sets of maps, and the targets compared with."""
+
+    spearman: Tensor
+    ssim: Tensor
+    others: list = field(default_factory=list)
+
+
+def _execution_order(model: nn.Module, x: Tensor) -> list[str]:
+    """Names of the modules in the order their forward calls finish on ``x``."""
+    names: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda m, i, o, name=name: names.append(name))
+        for name, module in model.named_modules()
+        if name
+    ]
+    try:
+        with explaining(model), torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(dict.fromkeys(names))
+
+
+def randomisable_layers(model: nn.Module, x: Tensor) -> list[str]:
+    """Modules holding their own parameters, from the output down (reverse order of execution on ``x``).
+
+    These are the layers Quantus's ``ModelParameterRandomisation`` resets (every module with
+    parameters and ``reset_parameters``, e.g. convolutions, linear and normalisation layers),
+    ordered by when they run rather than by registration.
+    """
+    modules = dict(model.named_modules())
+    ran = _execution_order(model, x[:1])
+    owning = [name for name in ran if any(True for _ in modules[name].parameters(recurse=False))]
+    return owning[::-1]
+
+
+def _randomise(module: nn.Module, seed: int) -> None:
+    """Re-initialise every parameterised submodule of ``module`` (its ``reset_parameters``, or a
+    normal draw with the parameter's own standard deviation), seeded."""
+    device = next(module.parameters()).device
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        for sub in module.modules():
+            own = list(sub.parameters(recurse=False))
+            if not own:
+                continue
+            if callable(getattr(sub, "reset_parameters", None)):
+                sub.reset_parameters()
+            else:
+                for param in own:
+                    param.copy_(torch.randn_like(param) * param.std().clamp(min=1e-3))
+
+
+def _copy_with_explainer(explainer_factory: ExplainerFactory, model: nn.Module) -> tuple[nn.Module, Any]:
+    """A deep copy of ``model`` and an explainer bound to it (from a factory, or a copied explainer)."""
+    memo: dict[int, Any] = {}
+    copied = copy.deepcopy(model, memo)
+    if isinstance(explainer_factory, Explainer):
+        if explainer_factory.model is not model:
+            raise ValueError("the explainer explains a different model from the one given")
+        return copied, copy.deepcopy(explainer_factory, memo)  # its model and layer map onto the copy
+    if not callable(explainer_factory):
+        raise TypeError(
+            f"explainer_factory must be an explainer or a callable model -> explainer, got {explainer_factory!r}; "
+            'e.g. lambda m: ac.GradCAM(m, "layer4")'
+        )
+    return copied, explainer_factory(copied)
+
+
+def randomisation(
+    explainer_factory: ExplainerFactory,
+    model: nn.Module,
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    order: str = "cascading",
+    layers: Sequence[str] | None = None,
+    random_state: int = 0,
+    progress: bool | None = None,
+) -> Randomisation:
+    """Model-parameter randomisation test: maps after re-initialising layers, compared with the originals.
+
+    Args:
+        explainer_factory: ``model -> explainer`` (e.g. ``lambda m: ac.GradCAM(m, "layer4")``),
+            called once on a deep copy of ``model``; or an explainer of ``model``, copied with it.
+        model: the trained model; never modified.
+        x, targets: what to explain, as for an explainer call.
+        order: ``"cascading"`` (randomise from the output layer down, keeping the layers above
+            randomised) or ``"independent"`` (one layer at a time, the others trained).
+        layers: names of the modules to randomise, each step re-initialising everything inside one
+            (e.g. ``["classifier", "features.block5", "features.block4"]``); default
+            :func:`randomisable_layers`, every module with its own parameters from the output down.
+        random_state: seeds the re-initialisation (step ``i`` uses ``random_state + i``).
+        progress: tqdm bar over the steps; ``None`` shows it for 20 steps or more.
+
+    Returns:
+        :class:`Randomisation` with ``spearman`` and ``ssim`` ``(L, B, K)``.
+    """
+    from tqdm.auto import tqdm
+
+    if order not in ("cascading", "independent"):
+        raise ValueError(f"order must be 'cascading' or 'independent', got {order!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    targets = as_target_list(targets)
+    x = check_input(model, x)
+    copied, explainer = _copy_with_explainer(explainer_factory, model)
+    if layers is None:
+        names = randomisable_layers(copied, x)
+    else:
+        if isinstance(layers, str):
+            layers = [layers]
+        names = list(layers)
+        for name in names:
+            if not any(True for _ in resolve_layer(copied, name).parameters()):
+                raise ValueError(f"layer {name!r} has no parameters to randomise")
+    if not names:
+        raise ValueError("the model has no parameterised layer to randomise")
+    original = as_maps(explainer(x, targets))
+    maps, rho, structure = [original], [], []
+    for step, name in enumerate(tqdm(names, desc="Randomisation", disable=(len(names) < 20) if progress is None
+                                     else not progress, leave=False)):
+        module = resolve_layer(copied, name)
+        saved = copy.deepcopy(module.state_dict()) if order == "independent" else None
+        _randomise(module, random_state + step)
+        current = as_maps(explainer(x, targets))
+        maps.append(current)
+        rho.append(spearman(original, current))
+        structure.append(ssim(original, current))
+        if saved is not None:
+            module.load_state_dict(saved)
+    stacked = torch.stack(maps)
+    return Randomisation(
+        order=order,
+        layers=names,
+        maps=stacked,
+        spearman=torch.stack(rho),
+        ssim=torch.stack(structure),
+        degenerate=flat_maps(stacked.flatten(0, 1)).view(stacked.shape[:3]),
+        targets=targets,
+    )
+
+
+def random_logit(
+    explainer: Any,
+    x: Tensor,
+    targets: Class | Sequence[Class],
+    others: Sequence[Target] | None = None,
+    random_state: int = 0,
+) -> Similarity:
+    """Random-logit test (Sixt et al. 2020): each class target's map beside a random other class's.
+
+    ``targets`` are :class:`~areacam.Class` targets (the explained classes, ``Class()`` = the
+    argmax); for each sample a different class is drawn uniformly (seeded by ``random_state``) and
+    explained by the same explainer. ``others`` gives the K comparison targets instead (any target
+    type). A map that hardly changes (Spearman, SSIM near 1) does not depend on the class.
+    """
+    targets = as_target_list(targets)
+    if others is None:
+        if not all(isinstance(t, Class) for t in targets):
+            raise ValueError(
+                "random_logit draws other classes only for Class targets; for region targets pass others=[...] "
+                "(one comparison target per target)"
+            )
+        model = getattr(explainer, "model", None)
+        if not isinstance(model, nn.Module):
+            raise TypeError("random_logit needs an explainer with a .model to read the class count from")
+        x = check_input(model, x)
+        with explaining(model), torch.no_grad():
+            output = model(x)
+        rng = np.random.default_rng(random_state)
+        others = []
+        for target in targets:
+            logits = target.select(output)
+            classes = logits.shape[1]
+            if classes < 2:
+                raise ValueError(f"random_logit needs at least 2 classes, the output has {classes}")
+            if target.index is None:
+                chosen = logits.argmax(1).tolist()
+            elif isinstance(target.index, (int, np.integer)):
+                chosen = [int(target.index) % classes] * x.shape[0]
+            else:
+                chosen = [int(v) % classes for v in target.index]
+            draws = rng.integers(0, classes - 1, size=len(chosen))
+            others.append(Class([int(d + (d >= c)) for d, c in zip(draws, chosen)], output=target.output))
+    else:
+        others = as_target_list(others)
+        if len(others) != len(targets):
+            raise ValueError(f"others holds {len(others)} targets for {len(targets)} targets; give one per target")
+    first, second = as_maps(explainer(x, targets)), as_maps(explainer(x, others))
+    return Similarity(spearman=spearman(first, second), ssim=ssim(first, second), others=list(others))

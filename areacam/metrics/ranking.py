@@ -1,0 +1,238 @@
+"""Choosing a CAM layer by measurement: candidate layers found from one forward pass, ranked by a metric."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..cam import GradCAM
+from ..layers import layer_name, resolve_layer
+from ..state import check_input, explaining
+from ..targets import Target, as_target_list
+from .checks import flat_maps, positive_int
+from .faithfulness import deletion, insertion, road
+from .localisation import iou, pointing_game, relevance_mass, relevance_rank
+
+__all__ = ["METRICS", "LayerRanking", "candidate_layers", "rank_layers"]
+
+#: Metrics :func:`rank_layers` ranks by, and whether higher is better.
+METRICS: dict[str, bool] = {
+    "deletion": False,
+    "insertion": True,
+    "road": True,
+    "pointing_game": True,
+    "relevance_mass": True,
+    "relevance_rank": True,
+    "iou": True,
+}
+_LOCALISATION = {"pointing_game": pointing_game, "relevance_mass": relevance_mass, "relevance_rank": relevance_rank,
+                 "iou": iou}
+
+
+def _tensors(output: Any) -> list[Tensor]:
+    if isinstance(output, Tensor):
+        return [output]
+    if isinstance(output, dict):
+        return [t for value in output.values() for t in _tensors(value)]
+    if isinstance(output, (tuple, list)):
+        return [t for value in output for t in _tensors(value)]
+    return []
+
+
+def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
+    """The output of each resolution stage of ``model`` on ``x``, input side first.
+
+    Found from one forward pass with a hook on every module: the 4-D ``(B, C, h, w)`` tensors the
+    modules return, in the order they are produced, are cut into runs of equal ``(h, w)``; the last
+    tensor of each run (the stage's output, just before the next down- or up-sampling) is a
+    candidate, named by the outermost module that returns it (the last to finish). Left out:
+    modules that run more than once per pass (a shared ReLU), ``nn.Identity``, 1x1 outputs (a
+    global pool) and the model's own output (the logits). For a VGG-style classifier this gives
+    the last ReLU of every block; for a U-Net the encoder stages, the decoder blocks and the
+    decoder's output; for a torchvision ResNet the stem's ReLU and ``layer1`` .. ``layer4``.
+    """
+    x = check_input(model, x)
+    records: list[tuple[str, Tensor]] = []
+    calls: Counter[str] = Counter()
+
+    def hook(module: nn.Module, inputs: Any, output: Any, name: str) -> None:
+        calls[name] += 1
+        if isinstance(output, Tensor) and output.dim() == 4:
+            records.append((name, output))
+
+    modules = dict(model.named_modules())
+    handles = [
+        module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name))
+        for name, module in modules.items()
+        if name and not isinstance(module, nn.Identity)
+    ]
+    try:
+        with explaining(model), torch.no_grad():
+            output = model(x[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    final = {id(t) for t in _tensors(output)}
+    producers: dict[int, list[str]] = {}
+    shapes: dict[int, tuple[int, int]] = {}
+    for name, tensor in records:
+        if calls[name] != 1 or id(tensor) in final or id(tensor) == id(x) or tensor.shape[-2:].numel() == 1:
+            continue
+        producers.setdefault(id(tensor), []).append(name)
+        shapes[id(tensor)] = tuple(tensor.shape[-2:])
+    names, sizes = [], []
+    for key, owners in producers.items():  # in order of first production
+        names.append(owners[-1])
+        sizes.append(shapes[key])
+    return [name for i, name in enumerate(names) if i == len(names) - 1 or sizes[i + 1] != sizes[i]]
+
+
+@dataclass
+class LayerRanking:
+    """Layers ranked best first by ``metric``.
+
+    - ``layers``: names, best first; ``scores`` ``(L,)``: the metric's mean over samples and targets;
+      ``values`` ``(L, B, K)``: per sample and target.
+    - ``degenerate`` ``(L,)``: share of constant maps at each layer (no information).
+    - ``higher_is_better``: the metric's direction (deletion AUC: lower is better).
+    - ``extra``: other metrics per layer, ``{name: (L,)}`` (localisation when masks were given).
+    """
+
+    metric: str
+    higher_is_better: bool
+    layers: list[str]
+    scores: Tensor
+    values: Tensor
+    degenerate: Tensor
+    extra: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def best(self) -> str:
+        """The best layer's name."""
+        return self.layers[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON: one row per layer, best first."""
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "layers": [
+                {
+                    "layer": name,
+                    self.metric: float(self.scores[i]),
+                    "degenerate": float(self.degenerate[i]),
+                    **{key: float(values[i]) for key, values in self.extra.items()},
+                }
+                for i, name in enumerate(self.layers)
+            ],
+        }
+
+    def table(self) -> str:
+        """A Markdown table, best layer first."""
+        keys = [self.metric, *self.extra, "degenerate"]
+        lines = ["| rank | layer | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
+        for i, row in enumerate(self.to_dict()["layers"]):
+            lines.append(f"| {i + 1} | `{row['layer']}` | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def rank_layers(
+    model: nn.Module,
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    method: Callable[..., Any] = GradCAM,
+    metric: str = "deletion",
+    masks: Tensor | np.ndarray | None = None,
+    layers: Sequence[str | nn.Module] | None = None,
+    steps: int = 10,
+    baseline: str = "blur",
+    batch_size: int = 64,
+    random_state: int = 0,
+    progress: bool | None = None,
+) -> LayerRanking:
+    """Rank candidate layers for ``method`` and ``targets`` by ``metric``, best first.
+
+    Args:
+        model, x, targets: what to explain.
+        method: an explainer class or callable ``(model, layer) -> explainer`` (default Grad-CAM).
+        metric: ``"deletion"`` (AUC, lower is better), ``"insertion"`` (AUC), ``"road"``
+            (ROAD combined: least- minus most-relevant-first score change, halved and averaged over
+            the percentiles 10..90, as pytorch-grad-cam's ``ROADCombined``), or with ``masks`` a
+            localisation metric: ``"pointing_game"``, ``"relevance_mass"``, ``"relevance_rank"``, ``"iou"``.
+        masks: ``(B, H, W)`` or ``(B, K, H, W)`` ground truth; when given, the table also lists the
+            pointing game and relevance mass of every layer.
+        layers: candidate layers (modules or dotted names); default :func:`candidate_layers`.
+        steps, baseline, batch_size, random_state: of the deletion/insertion curves.
+        progress: tqdm bars of the perturbation metrics.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {sorted(METRICS)}")
+    if metric in _LOCALISATION and masks is None:
+        raise ValueError(f"metric {metric!r} compares maps with ground truth: pass masks=(B, H, W) bool")
+    if not callable(method):
+        raise TypeError(f"method must be an explainer class or a callable (model, layer) -> explainer, got {method!r}")
+    steps = positive_int("steps", steps)
+    targets = as_target_list(targets)
+    x = check_input(model, x)
+    if layers is None:
+        names = candidate_layers(model, x)
+    else:
+        if isinstance(layers, (str, nn.Module)):
+            layers = [layers]
+        names = [layer_name(model, resolve_layer(model, layer)) for layer in layers]
+    if not names:
+        raise ValueError("no candidate layer: pass layers=[...]")
+    values, degenerate = [], []
+    extra: dict[str, list[Tensor]] = {}
+    if masks is not None:
+        extra = {key: [] for key in ("pointing_game", "relevance_mass") if key != metric}
+    for name in names:
+        maps = method(model, name)(x, targets).maps
+        flat = flat_maps(maps)
+        degenerate.append(flat.float().mean())
+        common = dict(steps=steps, baseline=baseline, batch_size=batch_size, random_state=random_state,
+                      random=False, progress=progress)
+        if metric == "deletion":
+            value = deletion(model, x, targets, maps, **common).auc
+        elif metric == "insertion":
+            value = insertion(model, x, targets, maps, **common).auc
+        elif metric == "road":
+            most = road(model, x, targets, maps, order="most", random_state=random_state, batch_size=batch_size)
+            least = road(model, x, targets, maps, order="least", random_state=random_state, batch_size=batch_size)
+            value = ((least - most) / 2).mean(2)
+        else:
+            value = _quiet(_LOCALISATION[metric], maps, masks)
+        values.append(value.float())
+        for key in extra:
+            extra[key].append(_quiet(_LOCALISATION[key], maps, masks).mean())
+    stacked = torch.stack(values)
+    scores = stacked.flatten(1).mean(1)
+    higher = METRICS[metric]
+    order = torch.argsort(scores.cpu(), descending=higher, stable=True).tolist()
+    return LayerRanking(
+        metric=metric,
+        higher_is_better=higher,
+        layers=[names[i] for i in order],
+        scores=scores[order],
+        values=stacked[order],
+        degenerate=torch.stack(degenerate)[order],
+        extra={key: torch.stack(column)[order] for key, column in extra.items()},
+    )
+
+
+def _quiet(metric: Callable[..., Tensor], maps: Tensor, masks: Any) -> Tensor:
+    """A localisation metric without the constant-map warning (the ranking reports ``degenerate``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return metric(maps, masks)
