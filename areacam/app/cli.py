@@ -1,4 +1,4 @@
-"""The ``areacam`` command: ``demo``, ``explain`` and ``layers``.
+"""The ``areacam`` command: ``demo``, ``explain``, ``layers``, ``run`` and ``report``.
 
 Every bad input ends with a one-line ``areacam <command>: error: ...`` on stderr and exit status 2;
 nothing is written before all inputs are checked and all maps are computed. Set ``AREACAM_DEBUG=1``
@@ -26,7 +26,7 @@ from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, met
 
 __all__ = ["build_parser", "main", "run_explain"]
 
-USER_ERRORS = (InputError, SpecError, ValueError, TypeError, IndexError, KeyError, FileNotFoundError)
+USER_ERRORS = (InputError, SpecError, ValueError, TypeError, IndexError, KeyError, FileNotFoundError, ImportError)
 
 EXPLAIN_EXAMPLE = """examples:
   areacam explain --model vae --weights demo_out/checkpoints/vae-full/epoch_010.pt --image digit.png \\
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: areacam demo --out demo_out --quick",
         formatter_class=fmt,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,explain,layers}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{demo,explain,layers,run,report}", parser_class=_Parser)
 
     demo = sub.add_parser(
         "demo",
@@ -98,6 +98,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     _model_args(layers)
+
+    from .run import RUN_EXAMPLE, add_run_args
+
+    run = sub.add_parser(
+        "run",
+        help="explain every sample of a dataset into a resumable store (also under torchrun)",
+        description="Explain every sample of a dataset: maps into a zarr store chunked by sample, scores and "
+        "metrics into a table. A rerun with the same arguments resumes; under 'torchrun --nproc_per_node=N "
+        "-m areacam run ...' the processes share the work.",
+        epilog=RUN_EXAMPLE,
+        formatter_class=fmt,
+    )
+    add_run_args(run)
+
+    from .run_report import add_report_args
+
+    report = sub.add_parser(
+        "report",
+        help="write an HTML page of the worst and best samples of a run by any column",
+        description="Write RUN/report/report.html: the worst and best samples of a run by a column of its "
+        "table (a score, a metric), each with its maps over the image.",
+        epilog="example:\n  areacam report run.zarr --by pointing_game_0 --count 8",
+        formatter_class=fmt,
+    )
+    add_report_args(report)
     return parser
 
 
@@ -247,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args.out, quick=args.quick, progress=not args.no_progress)
         if args.command == "explain":
             return run_explain(args)
+        if args.command == "run":
+            from .run import run_from_args
+
+            return run_from_args(args)
+        if args.command == "report":
+            from .run_report import report_from_args
+
+            return report_from_args(args)
         return run_layers(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -12,7 +12,16 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["InputError", "default_size", "input_channels", "load_model", "read_images"]
+__all__ = [
+    "InputError",
+    "conform_image",
+    "default_size",
+    "input_channels",
+    "load_model",
+    "read_array",
+    "read_image",
+    "read_images",
+]
 
 
 class InputError(ValueError):
@@ -141,19 +150,44 @@ def _to_float(img: np.ndarray, path: str) -> np.ndarray:
     return img
 
 
-def read_image(path: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image as ``(channels, H, W)`` float32 in ``[0, 1]``, resized to ``size`` if given."""
+def read_array(path: str) -> np.ndarray:
+    """One image file as an ``(H, W)`` or ``(H, W, C)`` RGB(A)/grey array, as stored (``InputError`` if unreadable).
+
+    PNG, JPEG, BMP, TIFF through OpenCV; ``.npy`` through NumPy (``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``
+    with ``C`` in 1, 3, 4).
+    """
     import cv2
 
     if not Path(path).is_file():
         raise InputError(f"--image {path!r}: no such file")
+    if str(path).lower().endswith(".npy"):
+        try:
+            img = np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise InputError(f"{path!r}: not a readable .npy file ({type(err).__name__})") from None
+        if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[-1] not in (1, 3, 4):
+            img = img.transpose(1, 2, 0)
+        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or img.size == 0:
+            raise InputError(f"{path!r}: a .npy image must be (H, W), (H, W, C) or (C, H, W), got {img.shape}")
+        if not (np.issubdtype(img.dtype, np.number) or img.dtype == bool):
+            raise InputError(f"{path!r}: a .npy image must hold numbers, got {img.dtype}")
+        return img.astype(np.float32) if img.dtype == bool else img
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise InputError(f"--image {path!r}: not a readable image (PNG, JPEG, BMP, TIFF...)")
     if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    elif img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def conform_image(img: np.ndarray, path: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """An ``(H, W[, C])`` array as ``(channels, H, W)`` float32 in ``[0, 1]``, resized to ``size`` if given."""
+    import cv2
+
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
     elif img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     img = _to_float(img, path)
@@ -168,6 +202,11 @@ def read_image(path: str, size: tuple[int, int] | None, channels: int) -> np.nda
     if img.shape[2] != channels:
         raise InputError(f"--image {path!r} has {img.shape[2]} channels; the model reads {channels}")
     return np.ascontiguousarray(np.clip(img, 0, 1).transpose(2, 0, 1), dtype=np.float32)
+
+
+def read_image(path: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """One image as ``(channels, H, W)`` float32 in ``[0, 1]``, resized to ``size`` if given."""
+    return conform_image(read_array(path), path, size, channels)
 
 
 def read_images(paths: list[str], size: tuple[int, int] | None, channels: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .common import GROUPS, Figure
 
-__all__ = ["CHECK_ID", "write_report"]
+__all__ = ["CHECK_ID", "figure_html", "html_page", "write_page", "write_report"]
 
 CHECK_ID = "areacam-check"
 
@@ -53,16 +53,40 @@ _SCRIPT = """
 """.replace("CHECK_ID", CHECK_ID)
 
 
-def write_report(out: Path, figures: list[Figure], summary: list[str], skipped: dict[str, str]) -> Path:
-    """Write ``out/report.html`` referencing each figure under ``figures/``; returns its path."""
-    parts = [
+def html_page(title: str, body: list[str]) -> str:
+    """A whole page in the report style: ``title``, the self-check script, ``body`` and the check block."""
+    head = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>areacam demo report</title>",
+        f"<title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style>",
         f"<script>{_SCRIPT}</script>",
         "</head><body>",
+    ]
+    return "\n".join([*head, *body, f'<pre id="{CHECK_ID}">pending</pre>', "</body></html>"]) + "\n"
+
+
+def figure_html(src: str, title: str, caption: str, anchor: str) -> str:
+    """One ``<figure>`` of the page: heading, image and caption (all escaped)."""
+    return (
+        f'<figure id="fig-{html.escape(anchor)}"><h3>{html.escape(title)}</h3>'
+        f'<img src="{html.escape(src)}" alt="{html.escape(title)}" loading="eager">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def write_page(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file (never a half-written page)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_report(out: Path, figures: list[Figure], summary: list[str], skipped: dict[str, str]) -> Path:
+    """Write ``out/report.html`` referencing each figure under ``figures/``; returns its path."""
+    parts = [
         "<h1>areacam demo</h1>",
         '<p class="meta">Explain any region of any dense output. Every figure below was produced by '
         "<code>areacam demo</code> from models trained on embedded data (scikit-learn digits, synthetic "
@@ -72,12 +96,7 @@ def write_report(out: Path, figures: list[Figure], summary: list[str], skipped: 
     for key, title in GROUPS.items():
         parts.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>')
         for fig in (f for f in figures if f.group == key):
-            src = "figures/" + fig.file
-            parts.append(
-                f'<figure id="fig-{html.escape(Path(fig.file).stem)}"><h3>{html.escape(fig.title)}</h3>'
-                f'<img src="{html.escape(src)}" alt="{html.escape(fig.title)}" loading="eager">'
-                f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>"
-            )
+            parts.append(figure_html("figures/" + fig.file, fig.title, fig.caption, Path(fig.file).stem))
         parts.append("</section>")
     if skipped:
         parts.append('<section id="skipped"><h2>Skipped stages</h2><ul>')
@@ -86,10 +105,4 @@ def write_report(out: Path, figures: list[Figure], summary: list[str], skipped: 
     parts.append('<section id="run"><h2>Run</h2><ul class="meta">')
     parts += [f"<li>{html.escape(line)}</li>" for line in summary]
     parts.append("</ul></section>")
-    parts.append(f'<pre id="{CHECK_ID}">pending</pre>')
-    parts.append("</body></html>")
-    path = out / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_page(out / "report.html", html_page("areacam demo report", parts))

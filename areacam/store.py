@@ -1,0 +1,350 @@
+"""The store of a dataset run: maps in a zarr v3 array, one manifest entry per committed chunk, a table.
+
+Layout of a store folder ``STORE``::
+
+    zarr.json                   zarr v3 group
+    maps/                       zarr array (N, K, H, W), chunked by sample: one chunk = ``chunk_size`` samples
+    run.json                    the run's arguments and sample ids (a rerun must match them)
+    manifest/chunk-000012.json  one file per committed chunk: its rows (ids, scores, metrics, paths, errors)
+    run.log                     skipped samples and resumptions, one line each, from every process
+    table.parquet | table.csv   all rows, written once every chunk is committed
+    summary.json                counts, written last
+
+The manifest is the source of truth. A chunk is committed by writing its maps (zarr writes a temp file
+and renames it), fsyncing them, then writing its manifest entry to a temp file, fsyncing and renaming
+it: a process killed at any moment leaves at most the chunks it was writing uncommitted, and a reader
+never sees maps whose entry is missing. :func:`open_run` reads only manifest-listed chunks.
+
+zarr, pyarrow and pandas are optional (``pip install 'areacam[run]'``); they are imported when used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "Run",
+    "RunMaps",
+    "StoreMismatch",
+    "atomic_write",
+    "commit_chunk",
+    "done_chunks",
+    "manifest_entries",
+    "open_run",
+    "prepare_store",
+    "require",
+    "write_table",
+]
+
+FORMAT = "areacam-run/1"
+EXTRA = "run"
+
+
+def require(module: str) -> Any:
+    """Import an optional dependency of runs, or raise ``ImportError`` naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"dataset runs need the optional package {module.split('.')[0]!r} ({err}); "
+            f"install it with: pip install 'areacam[{EXTRA}]'"
+        ) from None
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's) contents to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file next to ``path``, fsync it, rename it over ``path``, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_path(path.parent)
+
+
+def chunk_name(chunk: int) -> str:
+    return f"chunk-{chunk:06d}.json"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def manifest_entries(store: Path) -> Iterator[dict]:
+    """Every committed chunk's manifest entry, in chunk order (temp files are ignored)."""
+    folder = Path(store) / "manifest"
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("chunk-*.json")):
+        yield read_json(path)
+
+
+def done_chunks(store: Path) -> set[int]:
+    """Chunk numbers with a manifest entry."""
+    folder = Path(store) / "manifest"
+    if not folder.is_dir():
+        return set()
+    return {int(p.name[6:12]) for p in folder.glob("chunk-*.json")}
+
+
+class RunMaps:
+    """Lazy ``(N, K, H, W)`` maps of a run: indexing reads only the chunks it needs.
+
+    Row ``i`` is the map of sample ``ids[i]``. Index with an int, a slice or a sequence of ints
+    (optionally followed by indices of the other axes); ``np.asarray(maps)`` reads everything.
+    """
+
+    def __init__(self, array: Any, rows: np.ndarray):
+        self._array = array
+        self._rows = np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self._rows), *self._array.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._array.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"RunMaps(shape={self.shape}, dtype={self.dtype})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, (int, np.integer)):
+            n = len(self._rows)
+            if not -n <= int(first) < n:
+                raise IndexError(f"sample index {int(first)} out of range for {n} samples")
+            return self._read(self._rows[[int(first)]], rest)[0]
+        if isinstance(first, slice):
+            rows = self._rows[first]
+        else:
+            positions = np.asarray(first)
+            if positions.dtype == bool:
+                if positions.shape != self._rows.shape:
+                    raise IndexError(f"boolean index of shape {positions.shape} for {len(self._rows)} samples")
+            elif not np.issubdtype(positions.dtype, np.integer):
+                raise TypeError(f"index samples with ints, a slice or a sequence of ints, got {first!r}")
+            rows = self._rows[positions]
+        return self._read(rows, rest)
+
+    def _read(self, rows: np.ndarray, rest: tuple) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, *self._array.shape[1:]), dtype=self.dtype)[(slice(None), *rest)]
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        start, stop = int(sorted_rows[0]), int(sorted_rows[-1]) + 1
+        if stop - start == len(rows) and (np.diff(sorted_rows) == 1).all():
+            block = self._array[start:stop]
+        else:
+            block = self._array.get_orthogonal_selection((sorted_rows,))
+        out = np.empty_like(block)
+        out[order] = block
+        return out[(slice(None), *rest)]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+class Run:
+    """A dataset run opened by :func:`open_run`.
+
+    Attributes:
+        path: the store folder.
+        config: the run's arguments (``run.json``).
+        targets: the ``K`` explained columns, ``"METHOD TARGET-SPEC"`` each.
+        ids: the ``N`` explained sample ids (relative paths, or dataset indices), in dataset order.
+        maps: :class:`RunMaps`, lazy ``(N, K, H, W)``.
+        table: per-sample scores, metrics and paths: a pandas ``DataFrame`` (a dict of arrays without pandas).
+        skipped: samples that could not be read, ``{"index", "id", "path", "error"}`` each.
+        complete: every chunk is committed.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.config = read_json(self.path / "run.json")
+        entries = list(manifest_entries(self.path))
+        self.chunks = len(entries)
+        rows = [row for entry in entries for row in entry["rows"]]
+        self.skipped = [row for row in rows if row.get("error")]
+        good = [row for row in rows if not row.get("error")]
+        self.targets: list[str] = list(self.config["columns"])
+        self.ids: list[str] = [row["id"] for row in good]
+        self.complete = self.chunks == self.config["chunks"]
+        zarr = require("zarr")
+        self.maps = RunMaps(zarr.open_array(self.path / "maps", mode="r"), np.array([r["index"] for r in good]))
+        self._rows = good
+        self._table = None
+
+    @property
+    def summary(self) -> dict | None:
+        """``summary.json`` once the run has finished, else ``None``."""
+        path = self.path / "summary.json"
+        return read_json(path) if path.is_file() else None
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            columns = table_columns(self._rows)
+            try:
+                import pandas as pd
+            except ImportError:
+                self._table = columns
+            else:
+                self._table = pd.DataFrame(columns)
+        return self._table
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"{self.chunks}/{self.config['chunks']} chunks"
+        return f"Run({str(self.path)!r}, {len(self.ids)} samples, {len(self.targets)} maps each, {state})"
+
+
+def table_columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    """The rows of explained samples as columns (the manifest's per-sample fields, minus ``error``)."""
+    names: list[str] = []
+    for row in rows[:1]:
+        names = [k for k in row if k != "error"]
+    return {name: np.array([row[name] for row in rows]) for name in names} if rows else {}
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open the store an ``areacam run`` wrote (also while it runs, or after it was killed).
+
+    Only chunks listed in the manifest are read. Raises ``FileNotFoundError`` if ``path`` holds no run
+    and ``ImportError`` (naming ``areacam[run]``) if zarr is missing.
+    """
+    store = Path(path)
+    if not (store / "run.json").is_file():
+        raise FileNotFoundError(f"{str(store)!r} is not an areacam run store (no run.json)")
+    config = read_json(store / "run.json")
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{str(store)!r} has format {config.get('format')!r}; this areacam reads {FORMAT!r}")
+    return Run(store)
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+
+class StoreMismatch(ValueError):
+    """The store holds a run with other arguments (or is not a run store); the message says what differs."""
+
+
+_DERIVED = ("columns", "chunks", "ids", "ids_sha256", "samples")
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = dict.fromkeys([*new, *old])
+    diffs = [f"{k}: {old.get(k)!r} in the store, {new.get(k)!r} now"
+             for k in keys if k not in _DERIVED and old.get(k) != new.get(k)]
+    if not diffs and old.get("ids_sha256") != new.get("ids_sha256"):
+        diffs.append(f"the samples differ ({old.get('samples')} in the store, {new.get('samples')} now, "
+                     "or files added, removed or renamed)")
+    diffs += [f"{k} differs" for k in keys if k in _DERIVED and old.get(k) != new.get(k) and not diffs]
+    return diffs
+
+
+def prepare_store(store: Path, config: dict, shape: tuple[int, ...], chunk_size: int, dtype: str) -> set[int]:
+    """Create the store for ``config`` or check that the one there was made with the same arguments.
+
+    Returns the committed chunk numbers. ``StoreMismatch`` if the folder holds another run or other files;
+    ``PermissionError``/``OSError`` if it cannot be written.
+    """
+    store = Path(store)
+    run_json = store / "run.json"
+    if run_json.is_file():
+        old = read_json(run_json)
+        diffs = _differences(old, config)
+        if diffs:
+            raise StoreMismatch(
+                f"{str(store)!r} holds a run with other arguments ({'; '.join(diffs[:4])}); "
+                "rerun with the same arguments to resume, or choose another --out"
+            )
+        return done_chunks(store)
+    if store.exists() and not store.is_dir():
+        raise StoreMismatch(f"--out {str(store)!r} exists and is not a folder")
+    leftovers = [p.name for p in store.iterdir()] if store.is_dir() else []
+    if any(name not in ("zarr.json", "maps", "manifest") for name in leftovers):
+        raise StoreMismatch(f"--out {str(store)!r} is a folder with other files in it; choose a new or empty folder")
+    zarr = require("zarr")
+    from zarr.codecs import ZstdCodec
+
+    store.mkdir(parents=True, exist_ok=True)
+    root = zarr.open_group(store, mode="w")
+    root.create_array(
+        "maps", shape=shape, chunks=(chunk_size, *shape[1:]), dtype=dtype, fill_value=0,
+        compressors=ZstdCodec(level=3), dimension_names=("sample", "map", "y", "x"),
+    )
+    (store / "manifest").mkdir(exist_ok=True)
+    atomic_write(run_json, json.dumps(config, indent=1).encode())
+    return set()
+
+
+def commit_chunk(store: Path, array: Any, chunk: int, start: int, maps: np.ndarray, rows: list[dict],
+                 rank: int) -> None:
+    """Write one chunk's maps, fsync them, then commit its manifest entry atomically."""
+    array[start:start + len(maps)] = maps
+    folder = Path(store) / "maps" / "c" / str(chunk)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fsync_path(path)
+    entry = {"chunk": chunk, "start": start, "stop": start + len(maps), "rank": rank, "rows": rows}
+    atomic_write(Path(store) / "manifest" / chunk_name(chunk), json.dumps(entry).encode())
+
+
+def write_table(store: Path, rows: list[dict]) -> str:
+    """Write the explained samples' rows as ``table.parquet`` (pyarrow) or ``table.csv``; returns the name."""
+    columns = table_columns([row for row in rows if not row.get("error")])
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        import csv
+        import io
+
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*[col.tolist() for col in columns.values()]))
+        atomic_write(Path(store) / "table.csv", text.getvalue().encode())
+        return "table.csv"
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in columns.items()}), sink)
+    atomic_write(Path(store) / "table.parquet", sink.getvalue().to_pybytes())
+    return "table.parquet"

@@ -1,0 +1,298 @@
+"""``areacam run``: the store equals direct explainer calls, torchrun with 2 processes equals 1, a run killed
+with SIGKILL resumes to the same store, bad inputs get clear messages, memory stays flat."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import areacam as ac
+from areacam.app.cli import main
+from areacam.app.run import run
+from areacam.data import shapes
+from areacam.store import open_run, require
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MODEL = '''
+import os, time
+import torch
+from torch import nn
+
+
+class TinySeg(nn.Module):
+    """4-class segmenter: two 3x3 convolutions and a 1x1 head."""
+
+    in_channels = 3
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(6, 8, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        if os.environ.get("TINYSEG_SLEEP"):
+            time.sleep(float(os.environ["TINYSEG_SLEEP"]))
+        return self.head(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
+
+
+def build():
+    torch.manual_seed(0)
+    return TinySeg()
+
+
+class Noise(torch.utils.data.Dataset):
+    """2,000 seeded 32x32 images with a square mask each."""
+
+    def __len__(self):
+        return 2000
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        mask = torch.zeros(32, 32, dtype=torch.int64)
+        mask[8:20, 10:24] = 1
+        return torch.rand(3, 32, 32, generator=g), mask
+
+
+def noise():
+    return Noise()
+'''
+
+N = 240  # generated images
+ARGS = ["--size", "16", "16", "--method", "layercam", "--layer", "relu2",
+        "--target", "segment:label", "area:mask:label", "area:0,0,8,8:1", "--metrics", "pointing-game", "relevance-mass",
+        "--chunk-size", "16", "--batch-size", "8", "--no-progress"]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict:
+    """A folder of PNG shapes with a parallel mask folder, one unreadable file and one mask of the wrong size."""
+    root = tmp_path_factory.mktemp("runs")
+    (root / "tinyseg.py").write_text(MODEL)
+    images, _, masks = shapes(N, size=16, seed=3)
+    for i in range(N):
+        sub = f"part{i % 3}"
+        (root / "images" / sub).mkdir(parents=True, exist_ok=True)
+        (root / "masks" / sub).mkdir(parents=True, exist_ok=True)
+        rgb = np.round(images[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / sub / f"{i:03d}.png"), rgb[..., ::-1])
+        mask = masks[i].numpy().astype(np.uint8)
+        if i == 7:
+            mask = np.zeros((12, 12), np.uint8)  # wrong size
+        cv2.imwrite(str(root / "masks" / sub / f"{i:03d}.png"), mask)
+    (root / "images" / "part0" / "broken.png").write_bytes(b"not a png at all")
+    (root / "masks" / "part0" / "broken.png").write_bytes(b"nor this")
+    common = ["--model", f"{root / 'tinyseg.py'}:build", "--data", str(root / "images"), "--masks", str(root / "masks")]
+    return {"root": root, "args": common + ARGS}
+
+
+@pytest.fixture(scope="module")
+def single(dataset) -> Path:
+    """The uninterrupted single-process run (in this process, one DataLoader worker)."""
+    out = dataset["root"] / "single"
+    assert main(["run", *dataset["args"], "--workers", "1", "--out", str(out)]) == 0
+    return out
+
+
+def _cli(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "areacam", *args], env=env or _env(), capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    ra, rb = open_run(a), open_run(b)
+    assert ra.complete and rb.complete
+    assert ra.ids == rb.ids
+    assert len(set(rb.ids)) == len(rb.ids)
+    np.testing.assert_allclose(np.asarray(ra.maps), np.asarray(rb.maps), atol=1e-5)
+    ta, tb = ra.table, rb.table
+    assert list(ta.columns) == list(tb.columns)
+    np.testing.assert_allclose(ta["score_0"], tb["score_0"], rtol=1e-5, atol=1e-5)
+    assert (ta["pointing_game_1"] == tb["pointing_game_1"]).all()
+    chunks = sorted(int(p.name[6:12]) for p in (b / "manifest").glob("chunk-*.json"))
+    assert chunks == list(range(json.loads((b / "run.json").read_text())["chunks"]))
+
+
+def test_store_holds_the_explainers_maps(dataset, single):
+    """Every stored map equals a direct GradCAM call with the same per-sample targets; bad files are skipped."""
+    result = open_run(single)
+    assert len(result.ids) == N - 1  # 241 files: one unreadable, one mask of the wrong size
+    assert result.maps.shape == (N - 1, 3, 16, 16)
+    skipped = {Path(s["path"]).name: s["error"] for s in result.skipped}
+    assert set(skipped) == {"broken.png", "007.png"}
+    assert "not a readable image" in skipped["broken.png"]
+    assert "the mask is 12x12, the image 16x16" in skipped["007.png"]
+    log = (single / "run.log").read_text()
+    assert "broken.png" in log and "007.png" in log
+    summary = json.loads((single / "summary.json").read_text())
+    assert (summary["explained"], summary["skipped"]) == (N - 1, 2)
+    assert result.table["id"].tolist() == result.ids
+    assert result.ids[:2] == ["part0/000.png", "part0/003.png"]
+    sys.path.insert(0, str(dataset["root"]))
+    try:
+        import tinyseg
+    finally:
+        sys.path.remove(str(dataset["root"]))
+    model = tinyseg.build().eval()
+    rows = [0, 1, 100, N - 2]
+    root = dataset["root"]
+    x = torch.stack([torch.from_numpy(cv2.imread(str(root / "images" / i))[..., ::-1].copy()).permute(2, 0, 1)
+                     for i in (result.ids[r] for r in rows)]).float() / 255
+    masks = torch.stack([torch.from_numpy(cv2.imread(str(root / "masks" / i), cv2.IMREAD_UNCHANGED).astype(np.int64))
+                         for i in (result.ids[r] for r in rows)])
+    labels = masks.flatten(1).max(1).values
+    expected = []
+    for b in range(len(rows)):
+        label = int(labels[b])
+        targets = [ac.Segment(label), ac.Area(mask=(masks[b] > 0).float(), channel=label), ac.Area(box=(0, 0, 8, 8), channel=1)]
+        expected.append(ac.LayerCAM(model, "relu2")(x[b:b + 1], targets))
+    maps = torch.cat([e.maps for e in expected])
+    np.testing.assert_allclose(result.maps[rows], maps.numpy(), atol=1e-5)
+    scores = torch.cat([e.scores for e in expected])
+    np.testing.assert_allclose(result.table["score_0"].to_numpy()[rows], scores[:, 0].numpy(), rtol=1e-4, atol=1e-4)
+    inside = masks > 0
+    peak = maps.flatten(2).argmax(2)
+    hit = inside.flatten(1).gather(1, peak).float()
+    np.testing.assert_array_equal(result.table["pointing_game_1"].to_numpy()[rows], hit[:, 1].numpy())
+    mass = ((maps * inside[:, None]).flatten(2).sum(2) / maps.flatten(2).sum(2)).nan_to_num(0.0)  # 0 for a zero map
+    assert (mass[:, 1:] > 0).all()
+    for column in range(3):
+        table = result.table[f"relevance_mass_{column}"].to_numpy()[rows]
+        np.testing.assert_allclose(table, mass[:, column].numpy(), atol=1e-5)
+
+
+def test_torchrun_two_processes_equal_one(dataset, single):
+    out = dataset["root"] / "two"
+    env = _env()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "areacam", "run",
+         *dataset["args"], "--float16", "--workers", "1", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 processes" in proc.stdout
+    ranks = {json.loads(p.read_text())["rank"] for p in (out / "manifest").glob("chunk-*.json")}
+    assert ranks == {0, 1}
+    two, one = open_run(out), open_run(single)
+    assert two.maps.dtype == np.float16
+    assert two.ids == one.ids
+    np.testing.assert_allclose(np.asarray(two.maps, dtype=np.float32), np.asarray(one.maps), atol=1e-3)
+    np.testing.assert_allclose(two.table["score_0"], one.table["score_0"], rtol=1e-5, atol=1e-5)
+
+
+def test_sigkill_then_resume_gives_the_same_store(dataset, single, capsys):
+    out = dataset["root"] / "killed"
+    args = ["run", *dataset["args"], "--workers", "0", "--out", str(out)]
+    slow = {**_env(), "TINYSEG_SLEEP": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-m", "areacam", *args], env=slow, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while len(list((out / "manifest").glob("chunk-*.json"))) < 2 and time.time() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    partial = open_run(out)
+    assert not partial.complete and 0 < len(partial.ids) < N - 1
+    assert not (out / "summary.json").exists()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "resuming" in capsys.readouterr().err
+    _assert_same(single, out)
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_changed_argument_is_refused(dataset, single, capsys):
+    before = sorted(p.name for p in (single / "manifest").iterdir())
+    args = [a if a != "area:0,0,8,8:1" else "area:0,0,4,4:1" for a in dataset["args"]]
+    assert main(["run", *args, "--out", str(single)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with other arguments" in err and "'area:0,0,4,4:1'" in err
+    assert sorted(p.name for p in (single / "manifest").iterdir()) == before
+
+
+def test_unwritable_out_writes_nothing(dataset, tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert main(["run", *dataset["args"], "--out", str(blocker / "store")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            assert main(["run", *dataset["args"], "--out", str(locked / "store")]) == 2
+            assert "cannot write" in capsys.readouterr().err
+            assert not list(locked.iterdir())
+        finally:
+            locked.chmod(0o700)
+
+
+def test_bad_targets_fail_before_writing(dataset, tmp_path, capsys):
+    out = tmp_path / "store"
+    args = [a if a != "segment:label" else "segment:9" for a in dataset["args"]]
+    assert main(["run", *args, "--out", str(out)]) == 2
+    assert "failed" in capsys.readouterr().err
+    assert not out.exists()
+    no_masks = dataset["args"][:4] + dataset["args"][6:]
+    assert main(["run", *no_masks, "--out", str(out)]) == 2
+    assert "needs a mask per sample" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_memory_stays_flat_over_2000_samples(dataset, tmp_path):
+    """2,000 samples of 32x32 with 4 maps each (32 MB of float32 maps): RSS does not grow with the run."""
+    psutil = pytest.importorskip("psutil")
+    process = psutil.Process()
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            samples.append(process.memory_info().rss)
+            time.sleep(0.01)
+
+    sys.path.insert(0, str(dataset["root"]))
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        summary = run("tinyseg:build", "tinyseg:noise", ["gradcam", "layercam"], ["area:mask", "segment:1"],
+                      tmp_path / "big", layer="relu2", chunk_size=50, batch_size=25, workers=0, progress=False,
+                      max_memory="500KB")
+    finally:
+        stop.set()
+        thread.join()
+        sys.path.remove(str(dataset["root"]))
+    assert summary["explained"] == 2000
+    quarter = len(samples) // 4
+    assert quarter > 10
+    early, late = max(samples[quarter:2 * quarter]), max(samples[3 * quarter:])
+    assert late - early < 16 * 2**20, f"RSS grew by {(late - early) / 2**20:.1f} MB"
+    assert open_run(tmp_path / "big").maps.shape == (2000, 4, 32, 32)
+
+
+def test_missing_zarr_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "zarr", None)
+    with pytest.raises(ImportError, match=r"areacam\[run\]"):
+        require("zarr")
