@@ -14,6 +14,7 @@ from .explanation import Explanation
 from .features import FilterVisualizer, feature_maps, filter_weights
 from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
 from .lime import Lime
+from .store import Run, open_run
 from .targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
 from .viz import gradient_image, grid_figure, overlay, region_figure
 from .viz_nd import signal_figure, slice_grid, volume_figure
@@ -38,6 +39,7 @@ __all__ = [
     "Lime",
     "Pixel",
     "ReconstructionError",
+    "Run",
     "Saliency",
     "Score",
     "Segment",

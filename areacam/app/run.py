@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from .spec import METHODS, Method, SpecError, get_method, make_explainer, method
 __all__ = ["METRICS", "add_run_args", "parse_memory", "run", "run_from_args"]
 
 #: Per-sample metrics ``--metrics`` offers: column prefix of each.
-METRICS = {"pointing-game": "pointing_game", "relevance-mass": "relevance_mass"}
+METRICS = {"pointing-game": "pointing_game", "relevance-mass": "relevance_mass", "relevance-rank": "relevance_rank"}
 
 RUN_EXAMPLE = """examples:
   areacam run --model unet --weights unet.pt --data shapes:0-200 --size 32 32 --method gradcam \\
@@ -70,11 +71,14 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", metavar="CSV", help="CSV with columns id (relative path) and label")
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
                         help="resize every image (default: the model's size, else the first image's)")
-    parser.add_argument("--method", nargs="+", required=True, metavar="NAME", help=f"one or more of: {', '.join(METHODS)}")
+    parser.add_argument("--method", nargs="+", required=True, metavar="NAME",
+                        help=f"one or more of: {', '.join(METHODS)}")
     parser.add_argument("--layer", metavar="NAME", help="layer for CAM methods (see 'areacam layers')")
     parser.add_argument("--target", nargs="+", required=True, metavar="SPEC", help=RUN_SPEC_HELP)
     parser.add_argument("--metrics", nargs="+", default=[], metavar="NAME", choices=list(METRICS),
                         help=f"per-sample metrics against each sample's mask: {', '.join(METRICS)}")
+    parser.add_argument("--tolerance", type=int, default=0, metavar="PX",
+                        help="pointing game: pixels a peak may lie outside the mask and still hit (0)")
     parser.add_argument("--out", required=True, metavar="STORE", help="store folder (created; a rerun resumes it)")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="samples per forward pass (16)")
     parser.add_argument("--chunk-size", type=int, default=32, metavar="N",
@@ -105,7 +109,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     """``areacam run`` from parsed arguments; returns the exit status."""
     run(
         args.model, args.data, args.method, args.target, args.out, weights=args.weights, layer=args.layer,
-        masks=args.masks, labels=args.labels, size=args.size, metrics=args.metrics, batch_size=args.batch_size,
+        masks=args.masks, labels=args.labels, size=args.size, metrics=args.metrics, tolerance=args.tolerance,
+        batch_size=args.batch_size,
         chunk_size=args.chunk_size, workers=args.workers, float16=args.float16, max_memory=args.max_memory,
         device=args.device, progress=not args.no_progress,
     )
@@ -198,8 +203,10 @@ class Work:
     """The methods, targets and metrics of a run, applied batch by batch with bounded memory."""
 
     def __init__(self, model: nn.Module, methods: list[Method], layer: nn.Module | None, specs: list[str],
-                 metrics: list[str], shape: tuple[int, int, int], data: RunData, max_memory: int):
+                 metrics: list[str], shape: tuple[int, int, int], data: RunData, max_memory: int,
+                 tolerance: int = 0):
         self.model, self.methods, self.specs, self.metrics = model, methods, specs, metrics
+        self.tolerance = tolerance
         self.targets = [parse_run_target(spec) for spec in specs]
         self.explainers = [make_explainer(m, model, layer, shape[1:]) for m in methods]
         self.shape = shape
@@ -240,7 +247,7 @@ class Work:
         if self.metrics:
             region = (masks > 0).cpu()
             for name in self.metrics:
-                out[METRICS[name]] = _metric(name, out["maps"], region)
+                out[METRICS[name]] = _metric(name, out["maps"], region, self.tolerance)
         return {k: v.numpy() for k, v in out.items()}
 
 
@@ -262,24 +269,15 @@ def _specs_needing(targets: list, what: str) -> str:
     return ", ".join(t.spec for t in targets if isinstance(t, SampleSpec) and what in t.needs)
 
 
-def _metric(name: str, maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """``(B, J)`` pointing game or relevance mass of ``maps`` against each sample's ``(B, H, W)`` mask."""
-    try:
-        from .. import metrics
-    except ImportError:
-        metrics = None
-    if metrics is not None:
-        fn = metrics.pointing_game if name == "pointing-game" else metrics.relevance_mass
-        return fn(maps, masks).float()
-    region = masks[:, None].expand_as(maps)
-    if name == "relevance-mass":
-        total = maps.flatten(2).sum(2)
-        inside = (maps * region).flatten(2).sum(2)
-        return torch.where(total > 0, inside / total.clamp_min(1e-12), torch.zeros_like(total))
-    flat = maps.flatten(2)
-    top = flat.max(2, keepdim=True).values
-    hits = ((flat == top) & region.flatten(2)).any(2) & (top[..., 0] > 0)
-    return hits.float()
+def _metric(name: str, maps: torch.Tensor, masks: torch.Tensor, tolerance: int) -> torch.Tensor:
+    """``(B, J)`` metric of ``maps`` against each sample's ``(B, H, W)`` mask (a constant map scores 0)."""
+    from .. import metrics
+
+    with warnings.catch_warnings():  # constant maps are flagged in the degenerate_* columns instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if name == "pointing-game":
+            return metrics.pointing_game(maps, masks, tolerance=tolerance).float()
+        return getattr(metrics, METRICS[name])(maps, masks).float()
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -341,6 +339,7 @@ def run(
     labels: str | None = None,
     size: Sequence[int] | None = None,
     metrics: Sequence[str] = (),
+    tolerance: int = 0,
     batch_size: int = 16,
     chunk_size: int = 32,
     workers: int = 2,
@@ -371,6 +370,8 @@ def run(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise InputError(f"unknown metric {unknown[0]!r}; valid: {', '.join(METRICS)}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise InputError(f"--tolerance must be an int >= 0 (pixels), got {tolerance!r}")
     for name, value in (("--batch-size", batch_size), ("--chunk-size", chunk_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive int, got {value!r}")
@@ -384,14 +385,16 @@ def run(
     dist = _Dist(dev)
     try:
         return _run(dist, dev, model, data, methods, specs, store, weights=weights, layer=layer, masks=masks,
-                    labels=labels, size=size, metrics=list(metrics), batch_size=batch_size, chunk_size=chunk_size,
+                    labels=labels, size=size, metrics=list(metrics), tolerance=tolerance, batch_size=batch_size,
+                    chunk_size=chunk_size,
                     workers=workers, float16=float16, budget=budget, progress=progress, started=started)
     finally:
         dist.close()
 
 
 def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec: str, methods: list[Method],
-         specs: list[str], store: Path, *, weights, layer, masks, labels, size, metrics, batch_size, chunk_size,
+         specs: list[str], store: Path, *, weights, layer, masks, labels, size, metrics, tolerance, batch_size,
+         chunk_size,
          workers, float16, budget, progress, started) -> dict:
     if isinstance(model_spec, nn.Module):
         model, model_name, model_id = model_spec, type(model_spec).__name__, _fingerprint_model(model_spec)
@@ -416,7 +419,7 @@ def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec:
         raise InputError(f"--data {data_spec!r} has {shape[0]}-channel images; the model reads {channels}")
     shape = (channels, *hw)
     model = model.to(dev)
-    work = Work(model, methods, layer_module, specs, metrics, shape, data, budget)
+    work = Work(model, methods, layer_module, specs, metrics, shape, data, budget, tolerance)
     _try_first(work, data, dev)
     n = len(data.ids)
     chunks = math.ceil(n / chunk_size)
@@ -424,7 +427,8 @@ def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec:
     config = {
         "format": run_store.FORMAT, "model": model_name, "model_sha256": model_id, "weights": weights,
         "data": data_spec, "masks": masks, "labels": labels, "methods": [m.name for m in methods], "layer": layer,
-        "targets": specs, "columns": work.columns, "metrics": metrics, "size": list(hw), "channels": channels,
+        "targets": specs, "columns": work.columns, "metrics": metrics, "tolerance": tolerance, "size": list(hw),
+        "channels": channels,
         "dtype": dtype, "chunk_size": chunk_size, "samples": n, "chunks": chunks,
         "ids_sha256": hashlib.sha256("\n".join(data.ids).encode()).hexdigest(), "ids": data.ids,
     }
@@ -442,7 +446,9 @@ def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec:
     pending = [c for c in range(chunks) if c not in set(done)]
     before = sum(_chunk_len(c, chunk_size, n) for c in done)
     if not pending:
-        summary = _finish(store, config, dist, before=before, now=0, seconds=0.0, started=started) if dist.rank == 0 else None
+        summary = None
+        if dist.rank == 0:
+            summary = _finish(store, config, dist, before=before, now=0, seconds=0.0, started=started)
         summary = dist.share(summary)
         if dist.rank == 0:
             print(f"areacam run: nothing to do: all {n} samples of {store} are done "

@@ -46,7 +46,7 @@ def _columns(table: object) -> dict[str, np.ndarray]:
 
 
 def _default_column(columns: dict[str, np.ndarray]) -> str:
-    for prefix in ("pointing_game_", "relevance_mass_", "score_"):
+    for prefix in ("pointing_game_", "relevance_mass_", "relevance_rank_", "score_"):
         names = [c for c in columns if c.startswith(prefix)]
         if names:
             return names[0]
@@ -85,7 +85,8 @@ def _picture(image: np.ndarray | None, mask: np.ndarray | None, maps: np.ndarray
     base = image if image is not None else grey
     panels = [to_rgb(base)[0]]
     if mask is not None:
-        panels.append(cv2.applyColorMap(np.uint8(mask * (255 // max(1, int(mask.max())))), cv2.COLORMAP_VIRIDIS)[..., ::-1])
+        scaled = np.uint8(mask * (255 // max(1, int(mask.max()))))
+        panels.append(cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS)[..., ::-1])
     panels += [overlay(base, np.nan_to_num(m.astype(np.float32)), colormap=colormap) for m in maps]
     scale = max(1, 128 // max(height, width))
     gap = np.full((height * scale, 4, 3), 255, dtype=np.uint8)
@@ -122,7 +123,7 @@ def write_run_report(run: str | Path, by: str | None = None, count: int = 8, hig
     store_rows = [int(i) for i in columns["index"]]
     images = _images(result.config, sorted({store_rows[i] for i in worst + best}))
     names = ["image"] + (["mask"] if result.config.get("masks") or _has_masks(images) else []) + result.targets
-    shown = [c for c in columns if c.startswith(("score_", "pointing_game_", "relevance_mass_"))]
+    shown = [c for c in columns if c.startswith(("score_", "pointing_game_", "relevance_mass_", "relevance_rank_"))]
     body = [
         f"<h1>areacam run: {html.escape(str(run))}</h1>",
         f'<p class="meta">{len(result.ids)} samples, ranked by <code>{html.escape(by)}</code> '
@@ -131,7 +132,8 @@ def write_run_report(run: str | Path, by: str | None = None, count: int = 8, hig
         f"data {html.escape(str(result.config['data']))}.</p>",
         '<nav><a href="#worst">Worst</a><a href="#best">Best</a></nav>',
     ]
-    for key, title, picks in (("worst", f"Worst {len(worst)} by {by}", worst), ("best", f"Best {len(best)} by {by}", best)):
+    for key, picks in (("worst", worst), ("best", best)):
+        title = f"{key.title()} {len(picks)} by {by}"
         body.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>')
         for rank, i in enumerate(picks):
             index = store_rows[i]
