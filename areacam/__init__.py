@@ -51,6 +51,7 @@ __all__ = [
     "gradient_image",
     "grid_figure",
     "metrics",
+    "open_run",
     "overlay",
     "region_figure",
     "signal_figure",
