@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..targets import Area, Class, Target, _check_samples, _dense
+from ..targets import Area, Class, Target, _check_samples
 from .spec import SPEC_HELP, SpecError, parse_target
 
 __all__ = ["RUN_SPEC_HELP", "SampleSegment", "SampleSpec", "parse_run_target"]
@@ -22,6 +22,15 @@ RUN_SPEC_HELP = (
     SPEC_HELP + " | per sample: class:label | segment:label | area:mask[:CH] | area:mask:label "
     "(label = the sample's class; mask = its mask, pixels > 0)"
 )
+
+
+def _dense(out: Tensor, name: str) -> Tensor:
+    """An image model's dense output as ``(B, C, H, W)`` (a ``(B, H, W)`` output is one channel)."""
+    if out.dim() == 3:
+        return out.unsqueeze(1)
+    if out.dim() != 4:
+        raise ValueError(f"{name} needs a dense (B, C, H, W) output, got shape {tuple(out.shape)}")
+    return out
 
 
 class SampleSegment(Target):
