@@ -8,12 +8,15 @@ Targets turn a model output into per-sample scores; explainers turn scores into 
 """
 
 from . import metrics
-from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .cam_free import AblationCAM, EigenCAM, ScoreCAM
 from .embed import Embedding, embed
 from .explanation import Explanation
 from .features import FilterVisualizer, feature_maps, filter_weights
 from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
+from .integrated import IntegratedGradients
 from .lime import Lime
+from .perturbation import Occlusion
 from .store import Run, open_run
 from .targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
 from .viz import gradient_image, grid_figure, overlay, region_figure
@@ -23,8 +26,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CAM",
+    "AblationCAM",
     "Area",
     "Class",
+    "EigenCAM",
     "Embedding",
     "Explanation",
     "FilterVisualizer",
@@ -34,17 +39,21 @@ __all__ = [
     "GuidedGradCAM",
     "HiResCAM",
     "InputXGradient",
+    "IntegratedGradients",
     "Latent",
     "LayerCAM",
     "Lime",
+    "Occlusion",
     "Pixel",
     "ReconstructionError",
     "Run",
     "Saliency",
     "Score",
+    "ScoreCAM",
     "Segment",
     "SmoothGrad",
     "Target",
+    "XGradCAM",
     "embed",
     "feature_maps",
     "filter_weights",

@@ -9,12 +9,13 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from .explanation import Explanation, normalize_maps, upsample
-from .layers import LayerCapture, LayerView, unwrap_model
+from .layers import LayerCapture, LayerView, Layout, unwrap_model
 from .state import check_input, explaining
 from .targets import Target, as_target_list
 from .vjp import score_targets, target_gradients
 
-__all__ = ["Explainer", "LayerGradients", "finish", "input_gradients", "layer_gradients"]
+__all__ = ["Explainer", "LayerActivations", "LayerGradients", "finish", "input_gradients", "layer_activations",
+           "layer_gradients"]
 
 
 class Explainer:
@@ -43,6 +44,30 @@ class LayerGradients(NamedTuple):
     layout: str  # the reading, e.g. "nchw" or "tokens(prefix=1, grid=14x14)"
 
 
+class LayerActivations(NamedTuple):
+    """What :func:`layer_activations` returns (detached)."""
+
+    acts: Tensor  # (B, C, *spatial) float32: the layer's output as read by ``layout``
+    value: Tensor  # the layer's output (or its picked part) as the model computed it
+    output: object  # the model's output, for Target.bind
+    scores: Tensor  # (B, K)
+    targets: list[Target]
+    layout: Layout  # the reading; str(layout) is what Explanation.layout records
+
+
+def _read(capture: LayerCapture, x: Tensor) -> Tensor:
+    """The captured output read as ``(B, C, *s)``, checked to have the input's spatial dims."""
+    acts, layout = capture.value, capture.layout
+    read = layout(acts.detach())
+    if read.dim() != x.dim():
+        shape = {3: "(B, C, l)", 4: "(B, C, h, w)", 5: "(B, C, d, h, w)"}[x.dim()]
+        raise ValueError(
+            f"CAM methods need a {shape} activation (the {x.dim() - 2} spatial dims of the input "
+            f"{tuple(x.shape)}), but {capture.where} gives {tuple(acts.shape)}, read as {layout}"
+        )
+    return read
+
+
 def layer_gradients(
     model: nn.Module,
     layer: nn.Module | str,
@@ -63,16 +88,32 @@ def layer_gradients(
     with explaining(model), LayerCapture(model, layer, view) as capture:
         output = capture.run(x)
         acts, layout = capture.value, capture.layout
-        read = layout(acts.detach())
-        if read.dim() != x.dim():
-            shape = {3: "(B, C, l)", 4: "(B, C, h, w)", 5: "(B, C, d, h, w)"}[x.dim()]
-            raise ValueError(
-                f"CAM methods need a {shape} activation (the {x.dim() - 2} spatial dims of the input "
-                f"{tuple(x.shape)}), but {capture.where} gives {tuple(acts.shape)}, read as {layout}"
-            )
+        read = _read(capture, x)
         scores = score_targets(targets, output, x)
         grads = target_gradients(scores, acts, capture.where, targets, batched)
     return LayerGradients(read.float(), layout.per_target(grads), scores.detach().float(), targets, str(layout))
+
+
+def layer_activations(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    view: LayerView | None = None,
+) -> LayerActivations:
+    """One forward pass and no backward: the layer's activations and the K target scores.
+
+    The capture is the CAMs' (the model continues from a copy of the layer's output, so in-place
+    ops after the layer leave the captured value alone).
+    """
+    targets = as_target_list(targets)
+    x = check_input(model, x)
+    with explaining(model), LayerCapture(model, layer, view) as capture:
+        output = capture.run(x)
+        read = _read(capture, x)
+        scores = score_targets(targets, output, x)
+    value = capture.value.detach()
+    return LayerActivations(read.float(), value, output, scores.detach().float(), targets, capture.layout)
 
 
 def input_gradients(

@@ -1,9 +1,10 @@
-"""The CAM family: Grad-CAM, Grad-CAM++, HiResCAM and LayerCAM for any target.
+"""The gradient CAMs: Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM and XGrad-CAM for any target.
 
 Each method is a small subclass that turns a layer's activations and each target's gradient into
 a ``(B, K, h, w)`` map; the forward pass, the K backward passes and the result are shared. Signals
 and volumes work alike: activations ``(B, C, *s)`` with 1, 2 or 3 spatial dims, weights averaged
-over all of them, maps ``(B, K, *s)``.
+over all of them, maps ``(B, K, *s)``. The gradient-free members of the family (Score-CAM,
+Ablation-CAM, Eigen-CAM) are in :mod:`areacam.cam_free`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .explanation import Explanation
 from .layers import LayerView, resolve_layer
 from .targets import Target
 
-__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "spatial_dims"]
+__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "XGradCAM", "spatial_dims"]
 
 # einsum letters of the spatial dims: the 2-D equations are the original "bchw" ones.
 _LETTERS = {1: "l", 2: "hw", 3: "dhw"}
@@ -114,3 +115,18 @@ class LayerCAM(CAM):
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         s = _LETTERS[acts.dim() - 2]
         return torch.einsum(f"bkc{s},bc{s}->bk{s}", torch.relu(grads), acts)
+
+
+class XGradCAM(CAM):
+    """XGrad-CAM (Fu et al.): channel weights ``sum(grad * act) / (sum(act) + eps)`` over space.
+
+    ``eps = 1e-7`` as in pytorch-grad-cam.
+    """
+
+    eps = 1e-7
+
+    def weights(self, acts: Tensor, grads: Tensor) -> Tensor:
+        space = tuple(range(2, acts.dim()))
+        sums = acts.sum(dim=space).view(*acts.shape[:2], *(1,) * len(space))
+        normalised = (acts / (sums + self.eps)).unsqueeze(1)  # (B, 1, C, h, w)
+        return (grads * normalised).sum(dim=tuple(range(3, grads.dim())))

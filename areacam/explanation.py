@@ -63,6 +63,8 @@ class Explanation:
     - ``targets``: the targets, in column order (used for figure titles).
     - ``layout``: layer-based methods: how the layer's output was read, e.g. ``"nchw"``,
       ``"nhwc"`` or ``"tokens(prefix=1, grid=14x14)"``; ``None`` for the others.
+    - ``delta``: IntegratedGradients only, ``(B, K)`` convergence delta: the sum of ``raw`` minus
+      the score difference between the input and the baseline (captum's definition).
     """
 
     maps: Tensor
@@ -72,6 +74,7 @@ class Explanation:
     segments: Tensor | None = None
     targets: list = field(default_factory=list)
     layout: str | None = None
+    delta: Tensor | None = None
 
     def __len__(self) -> int:
         return self.maps.shape[0]

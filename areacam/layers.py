@@ -30,6 +30,7 @@ __all__ = [
     "Layout",
     "layer_name",
     "layer_table",
+    "replace_part",
     "resolve_layer",
     "unwrap_model",
 ]
@@ -428,7 +429,7 @@ def _get(output: object, key: Any) -> Tensor:
     return output[key]  # type: ignore[index]
 
 
-def _replace(output: object, key: Any, value: Tensor) -> object:
+def replace_part(output: object, key: Any, value: Tensor) -> object:
     """``output`` with part ``key`` replaced by ``value`` (a new container; the layer's is untouched)."""
     if key is None:
         return value
@@ -553,7 +554,7 @@ class LayerCapture:
             self.value = part.detach().requires_grad_(True)
             if self.stop:
                 raise _Stop
-            return _replace(output, key, self.value.clone())
+            return replace_part(output, key, self.value.clone())
         self.value = part.detach() if self.mode == "value" else part
         if self.stop:
             raise _Stop

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SPATIAL_SHAPES", "check_input", "explaining", "model_device_dtype"]
+__all__ = ["SPATIAL_SHAPES", "check_baseline", "check_input", "explaining", "model_device_dtype"]
 
 
 @contextmanager
@@ -83,3 +84,27 @@ def check_input(model: nn.Module, x: object, spatial: tuple[int, ...] = (1, 2, 3
         with torch.inference_mode(False):
             return x.clone()
     return x
+
+
+def check_baseline(baseline: object, x: Tensor) -> Tensor:
+    """``baseline`` as a tensor shaped like ``x``, with captum's rules.
+
+    A number fills every value; a tensor must have ``x``'s shape ``(B, C, ...)`` or ``(1, C, ...)``
+    (one baseline for every sample). ``None`` means 0. The result is on ``x``'s device and dtype.
+    """
+    if baseline is None:
+        return torch.zeros_like(x)
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        if not math.isfinite(baseline):
+            raise ValueError(f"baseline must be finite, got {baseline}")
+        return torch.full_like(x, float(baseline))
+    if not isinstance(baseline, Tensor):
+        raise TypeError(f"baseline must be None, a number or a tensor, got {type(baseline).__name__}")
+    if baseline.shape != x.shape and baseline.shape != (1, *x.shape[1:]):
+        raise ValueError(
+            f"baseline of shape {tuple(baseline.shape)} does not fit x of shape {tuple(x.shape)}: expected "
+            f"{tuple(x.shape)} or {(1, *x.shape[1:])}"
+        )
+    if not torch.isfinite(baseline).all():
+        raise ValueError("baseline contains NaN or inf")
+    return baseline.detach().to(device=x.device, dtype=x.dtype).expand_as(x)
