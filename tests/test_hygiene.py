@@ -21,6 +21,12 @@ EXPLAINERS = [
     lambda m: ac.GuidedBackprop(m),
     lambda m: ac.GuidedGradCAM(m, "layer3"),
     lambda m: ac.SmoothGrad(m, samples=2, random_state=0),
+    lambda m: ac.XGradCAM(m, "layer3"),
+    lambda m: ac.EigenCAM(m, "layer3"),
+    lambda m: ac.ScoreCAM(m, "layer1", batch_size=64),
+    lambda m: ac.AblationCAM(m, "layer1", batch_size=64),
+    lambda m: ac.IntegratedGradients(m, steps=2),
+    lambda m: ac.Occlusion(m, 32, 32),
 ]
 
 
@@ -37,6 +43,7 @@ def _snapshot(model: nn.Module) -> dict:
         "requires_grad": [p.requires_grad for p in model.parameters()],
         "inplace": [getattr(m, "inplace", None) for m in model.modules()],
         "buffers": [b.clone() for b in model.buffers()],
+        "attributes": [sorted(vars(m)) for m in model.modules()],  # e.g. a shadowed forward left behind
     }
 
 
@@ -59,6 +66,7 @@ def test_call_leaves_model_untouched(mixed_resnet, images, make):
     assert after["training"] == before["training"]
     assert after["requires_grad"] == before["requires_grad"]
     assert after["inplace"] == before["inplace"]
+    assert after["attributes"] == before["attributes"]
     for b0, b1 in zip(before["buffers"], after["buffers"], strict=True):
         assert torch.equal(b0, b1)
     assert all(p.grad is None for p in mixed_resnet.parameters())
@@ -86,12 +94,51 @@ class Exploding(nn.Module):
         raise RuntimeError("boom from the model")
 
 
-@pytest.mark.parametrize("make", [lambda m: ac.GradCAM(m, "conv"), ac.Saliency, ac.GuidedBackprop])
-def test_model_raising_midcall_propagates_and_cleans_up(make):
-    model = Exploding().train()
+class ExplodingLater(nn.Module):
+    """Runs normally once, then raises: the failure hits the perturbed (or interpolated) passes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(4, 2)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        h = self.relu(self.conv(x))
+        if self.calls > 1:
+            raise RuntimeError("boom from the model")
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+SINGLE_PASS = [
+    lambda m: ac.GradCAM(m, "conv"),
+    ac.Saliency,
+    ac.GuidedBackprop,
+    lambda m: ac.XGradCAM(m, "conv"),
+    lambda m: ac.EigenCAM(m, "conv"),
+]
+MANY_PASSES = [
+    lambda m: ac.ScoreCAM(m, "conv"),
+    lambda m: ac.AblationCAM(m, "conv"),
+    ac.IntegratedGradients,
+    lambda m: ac.Occlusion(m, 4, 4),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "model_class"),
+    [(make, Exploding) for make in SINGLE_PASS + MANY_PASSES] + [(make, ExplodingLater) for make in MANY_PASSES],
+)
+def test_model_raising_midcall_propagates_and_cleans_up(make, model_class):
+    model = model_class().train()
+    attributes = [sorted(vars(m)) for m in model.modules()]
+    explainer = make(model)
     with pytest.raises(RuntimeError, match="boom from the model"):
-        make(model)(torch.rand(1, 3, 8, 8), ac.Class(0))
+        explainer(torch.rand(1, 3, 8, 8), ac.Class(0))
     assert _hook_count(model) == 0
+    assert [sorted(vars(m)) for m in model.modules()] == attributes
     assert model.training and model.conv.training
     assert torch.is_grad_enabled()
     assert all(p.grad is None for p in model.parameters())

@@ -1,0 +1,249 @@
+"""Score-CAM, Ablation-CAM, XGrad-CAM, Eigen-CAM, Integrated Gradients and Occlusion against the peers.
+
+pytorch-grad-cam and captum run on the same models (random weights); inputs are small (32-64 px) and
+the perturbation CAMs explain early layers (64 channels) to keep the forward passes few.
+"""
+
+from __future__ import annotations
+
+import captum.attr as captum_attr
+import numpy as np
+import pytest
+import pytorch_grad_cam as pgc
+import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, SemanticSegmentationTarget
+from torch import nn
+
+import areacam as ac
+
+BOX = (4, 8, 20, 28)
+
+# (ours, theirs, ResNet-18 layer and input size, U-Net layer): the perturbation CAMs run one forward
+# pass per channel, so they explain 64- and 16-channel layers
+CAMS = [
+    (ac.XGradCAM, pgc.XGradCAM, "layer3", 64, "encoder.layer3"),
+    (ac.EigenCAM, pgc.EigenCAM, "layer3", 64, "encoder.layer3"),
+    (ac.ScoreCAM, pgc.ScoreCAM, "layer1", 16, "decoder.blocks.4.conv2"),
+    (ac.AblationCAM, pgc.AblationCAM, "layer1", 16, "decoder.blocks.4.conv2"),
+]
+
+
+def _pgc(theirs, model, layer, x, targets) -> np.ndarray:
+    with theirs(model=model, target_layers=[layer]) as cam:
+        cam.batch_size = 64  # Score-CAM reads the attribute; Ablation-CAM's constructor default is 32
+        return cam(input_tensor=x, targets=targets)
+
+
+def _box_mask(shape: tuple[int, int], box) -> np.ndarray:
+    mask = np.zeros(shape, dtype=np.float32)
+    top, left, bottom, right = box
+    mask[top:bottom, left:right] = 1
+    return mask
+
+
+class RegionSum(nn.Module):
+    """captum's forward for a region: the sum of one output channel over a box, per sample."""
+
+    def __init__(self, model: nn.Module, box, channel: int):
+        super().__init__()
+        self.model, self.box, self.channel = model, box, channel
+
+    def forward(self, x):
+        top, left, bottom, right = self.box
+        return self.model(x)[:, self.channel, top:bottom, left:right].sum(dim=(1, 2))
+
+
+def _ids(value: object) -> str:
+    return getattr(value, "__name__", str(value))
+
+
+@pytest.mark.parametrize(("ours", "theirs", "layer", "size", "unet_layer"), CAMS, ids=_ids)
+def test_cams_equal_pytorch_grad_cam_on_resnet(resnet, ours, theirs, layer, size, unet_layer):
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    expl = ours(resnet, layer)(x, ac.Class([3, 1]))
+    ref = _pgc(theirs, resnet, getattr(resnet, layer), x, [ClassifierOutputTarget(3), ClassifierOutputTarget(1)])
+    assert not expl.degenerate.any()
+    np.testing.assert_allclose(expl.maps[:, 0].numpy(), ref, atol=2e-4)
+
+
+@pytest.mark.parametrize(("ours", "theirs", "layer", "size", "unet_layer"), CAMS, ids=_ids)
+def test_segment_equals_semantic_segmentation_target_on_unet(unet, ours, theirs, layer, size, unet_layer):
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        predicted = unet(x).argmax(1)[0].numpy()
+    cls = int(np.bincount(predicted.ravel()).argmax())
+    module = unet.get_submodule(unet_layer)
+    expl = ours(unet, unet_layer)(x, [ac.Segment(cls), ac.Area(box=BOX, channel=2)])
+    ref = _pgc(
+        theirs, unet, module, x.repeat(2, 1, 1, 1),  # pytorch-grad-cam: one target per image
+        [SemanticSegmentationTarget(cls, (predicted == cls).astype(np.float32)),
+         SemanticSegmentationTarget(2, _box_mask((32, 32), BOX))],
+    )
+    assert not expl.degenerate.any()
+    np.testing.assert_allclose(expl.maps[0].numpy(), ref, atol=2e-4)
+
+
+@pytest.mark.parametrize("method", ac.integrated.METHODS)
+@pytest.mark.parametrize("steps", [2, 7, 50])
+def test_quadrature_equals_captum(method, steps):
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes, alphas = approximation_parameters(method)
+    weights, nodes = ac.integrated.quadrature(method, steps)
+    np.testing.assert_allclose(weights, step_sizes(steps), rtol=1e-12)
+    np.testing.assert_allclose(nodes, alphas(steps), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid"])
+def test_integrated_gradients_equal_captum_class(resnet, method):
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    baseline = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    expl = ac.IntegratedGradients(resnet, baseline=baseline, steps=6, method=method)(x, [ac.Class([2, 5]), ac.Class(7)])
+    ig = captum_attr.IntegratedGradients(resnet)
+    for k, target in enumerate(([2, 5], 7)):
+        ref, delta = ig.attribute(
+            x, baselines=baseline, target=target, n_steps=6, method=method, return_convergence_delta=True
+        )
+        torch.testing.assert_close(expl.raw[:, k], ref, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(expl.delta[:, k], delta, rtol=1e-3, atol=1e-6)
+
+
+def test_integrated_gradients_equal_captum_region(unet):
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    expl = ac.IntegratedGradients(unet, baseline=0.25, steps=3, batch_size=2)(x, ac.Area(box=BOX, channel=1))
+    ref, delta = captum_attr.IntegratedGradients(RegionSum(unet, BOX, 1)).attribute(
+        x, baselines=0.25, n_steps=3, return_convergence_delta=True
+    )
+    torch.testing.assert_close(expl.raw[:, 0], ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(expl.delta[:, 0], delta, rtol=1e-3, atol=1e-4)
+
+
+def test_integrated_gradients_of_reconstruction_error_add_up(autoencoder):
+    # the target compares every interpolated reconstruction with x itself, so completeness holds
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    target = ac.ReconstructionError(box=(8, 8, 24, 24))
+    expl = ac.IntegratedGradients(autoencoder, steps=32)(x, target)
+    with torch.no_grad():
+        at_baseline = ((autoencoder(torch.zeros_like(x))[0] - x)[..., 8:24, 8:24] ** 2).sum()
+    change = expl.scores[0, 0] - at_baseline
+    assert abs(expl.delta[0, 0]) < 0.02 * abs(change)
+    torch.testing.assert_close(expl.raw.sum(), change, rtol=0.02, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("window", "stride", "captum_window", "captum_stride"),
+    [((5, 7), (3, 4), (3, 5, 7), (3, 3, 4)), (6, 4, (3, 6, 6), 4), ((1, 6, 6), (1, 5, 5), (1, 6, 6), (1, 5, 5))],
+)
+def test_occlusion_equals_captum_class(resnet, window, stride, captum_window, captum_stride):
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    baseline = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(8))
+    expl = ac.Occlusion(resnet, window, stride, baseline=baseline)(x, [ac.Class([2, 5]), ac.Class(1)])
+    occlusion = captum_attr.Occlusion(resnet)
+    for k, target in enumerate(([2, 5], 1)):
+        ref = occlusion.attribute(
+            x, sliding_window_shapes=captum_window, strides=captum_stride, baselines=baseline, target=target,
+            perturbations_per_eval=16,
+        )
+        torch.testing.assert_close(expl.raw[:, k], ref, rtol=1e-4, atol=1e-7)
+
+
+def test_occlusion_equals_captum_region(unet):
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    expl = ac.Occlusion(unet, (6, 6), (4, 4), baseline=0.5)(x, ac.Area(box=BOX, channel=1))
+    ref = captum_attr.Occlusion(RegionSum(unet, BOX, 1)).attribute(
+        x, sliding_window_shapes=(3, 6, 6), strides=(3, 4, 4), baselines=0.5, perturbations_per_eval=16
+    )
+    torch.testing.assert_close(expl.raw[:, 0], ref, rtol=1e-4, atol=2e-4)  # batch-size rounding of sums
+
+
+METHODS = [
+    lambda m: ac.ScoreCAM(m, "encoder.3", batch_size=8),
+    lambda m: ac.AblationCAM(m, "encoder.3", batch_size=8),
+    lambda m: ac.XGradCAM(m, "encoder.3"),
+    lambda m: ac.EigenCAM(m, "encoder.3"),
+    lambda m: ac.IntegratedGradients(m, steps=3, batch_size=4),
+    lambda m: ac.Occlusion(m, 12, 10),
+]
+NAMES = ["ScoreCAM", "AblationCAM", "XGradCAM", "EigenCAM", "IntegratedGradients", "Occlusion"]
+
+
+@pytest.mark.parametrize("make", METHODS, ids=NAMES)
+def test_k_targets_in_one_call_equal_k_single_calls(autoencoder, make):
+    # the (recon, mu, logvar) autoencoder: region targets of the reconstruction and a latent
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(10))
+    weights = _box_mask((32, 32), BOX) * 0.5
+    targets = [ac.Area(box=BOX), ac.Pixel(20, 12, channel=0), ac.Segment(1), ac.Area(mask=weights),
+               ac.ReconstructionError(box=BOX), ac.Latent(1)]
+    explainer = make(autoencoder)
+    together = explainer(x, targets)
+    assert together.raw.shape[:2] == (2, len(targets))
+    for k, target in enumerate(targets):
+        alone = explainer(x, target)
+        torch.testing.assert_close(together.raw[:, k], alone.raw[:, 0], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(together.maps[:, k], alone.maps[:, 0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(together.scores[:, k], alone.scores[:, 0])
+        if together.delta is not None:
+            torch.testing.assert_close(together.delta[:, k], alone.delta[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_eigen_cam_is_the_same_map_for_every_target(unet):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(11))
+    expl = ac.EigenCAM(unet, "encoder.layer3")(x, [ac.Area(box=BOX), ac.Segment(0), ac.Pixel(3, 3)])
+    assert torch.equal(expl.raw[:, 0], expl.raw[:, 1]) and torch.equal(expl.raw[:, 0], expl.raw[:, 2])
+    assert not torch.equal(expl.scores[:, 0], expl.scores[:, 1])
+
+
+def test_eigen_cam_sign_correction_keeps_the_larger_side_positive(resnet, images):
+    plain = ac.EigenCAM(resnet, "layer3")(images, ac.Class(0))
+    corrected = ac.EigenCAM(resnet, "layer3", sign_correction=True)(images, ac.Class(0))
+    captured = []
+    handle = resnet.layer3.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+    try:
+        with torch.no_grad():
+            resnet(images)
+    finally:
+        handle.remove()
+    projection = ac.cam_free.eigen_projection(captured[0])
+    flip = projection.flatten(1).amin(1).abs() > projection.flatten(1).amax(1).abs()
+    for b in range(images.shape[0]):
+        expected = torch.relu(-projection[b] if flip[b] else projection[b])
+        torch.testing.assert_close(corrected.raw[b, 0], expected)
+        torch.testing.assert_close(plain.raw[b, 0], torch.relu(projection[b]))
+
+
+def test_ablation_cam_zero_score_gives_no_nan(unet):
+    # a Segment with no predicted pixel scores 0: the weights fall back to the plain drop, all 0
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        predicted = unet(x).argmax(1)
+    absent = [c for c in range(3) if not (predicted == c).any()]
+    target = ac.Segment(absent[0]) if absent else ac.Score(lambda out: out.sum(dim=(1, 2, 3)) * 0)
+    expl = ac.AblationCAM(unet, "decoder.blocks.4.conv2", batch_size=16)(x, target)
+    assert torch.isfinite(expl.raw).all() and expl.degenerate.all()
+
+
+def test_bad_input_gives_clear_errors(resnet, images):
+    with pytest.raises(ValueError, match=r"window \(3, 80, 80\) is larger than the input"):
+        ac.Occlusion(resnet, 80, 8)(images, ac.Class(0))
+    with pytest.raises(ValueError, match=r"stride .* is larger than the window"):
+        ac.Occlusion(resnet, 4, 8)(images, ac.Class(0))
+    with pytest.raises(ValueError, match=r"window .* has 4 values"):
+        ac.Occlusion(resnet, (1, 3, 4, 4), 2)(images, ac.Class(0))
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        ac.Occlusion(resnet, 0, 1)
+    with pytest.raises(ValueError, match="steps must be >= 1 for method 'gausslegendre', got 0"):
+        ac.IntegratedGradients(resnet, steps=0)
+    with pytest.raises(ValueError, match="steps must be >= 2 for method 'riemann_left'"):
+        ac.IntegratedGradients(resnet, steps=1, method="riemann_left")
+    with pytest.raises(ValueError, match="unknown integration method 'simpson'"):
+        ac.IntegratedGradients(resnet, method="simpson")
+    wrong = torch.zeros(1, 3, 32, 32)
+    for explainer in (ac.IntegratedGradients(resnet, baseline=wrong), ac.Occlusion(resnet, 8, 8, baseline=wrong)):
+        with pytest.raises(ValueError, match=r"baseline of shape \(1, 3, 32, 32\) does not fit x of shape"):
+            explainer(images, ac.Class(0))
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        ac.ScoreCAM(resnet, "layer4", batch_size=0)
+    one_channel = nn.Sequential(nn.Conv2d(3, 1, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    one_channel(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="Eigen-CAM needs a layer with at least 2 channels, got 1"):
+        ac.EigenCAM(one_channel.eval(), "1")(torch.rand(1, 3, 8, 8), ac.Class(0))
