@@ -77,12 +77,15 @@ def test_parse_target_rejects(spec, words):
 
 def test_methods_table():
     assert list(METHODS) == [
-        "gradcam", "gradcam++", "hirescam", "layercam", "guided-gradcam",
-        "saliency", "guided-backprop", "smoothgrad", "inputxgradient", "lime",
+        "gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "scorecam", "ablationcam", "eigencam",
+        "guided-gradcam", "saliency", "guided-backprop", "smoothgrad", "inputxgradient", "integrated-gradients",
+        "occlusion", "lime",
     ]
     assert [m for m in METHODS if METHODS[m].needs_layer] == ["gradcam", "gradcam++", "hirescam", "layercam",
+                                                              "xgradcam", "scorecam", "ablationcam", "eigencam",
                                                               "guided-gradcam"]
     assert get_method("GradCAM_pp".replace("_pp", "++")).name == "gradcam++"
+    assert get_method("Score_CAM").name == "scorecam" and get_method("IG").name == "integrated-gradients"
     with pytest.raises(SpecError, match="valid methods: gradcam"):
         get_method("gradcam+++")
 
@@ -331,9 +334,11 @@ def test_help_has_an_example_per_subcommand(capsys):
         assert example in capsys.readouterr().out
 
 
-RAW_SHAPES = {"gradcam": (8, 8), "gradcam++": (8, 8), "hirescam": (8, 8), "layercam": (8, 8),
+RAW_SHAPES = {"gradcam": (8, 8), "gradcam++": (8, 8), "hirescam": (8, 8), "layercam": (8, 8), "xgradcam": (8, 8),
+              "scorecam": (8, 8), "ablationcam": (8, 8), "eigencam": (8, 8),
               "guided-gradcam": (3, 16, 16), "saliency": (3, 16, 16), "guided-backprop": (3, 16, 16),
-              "smoothgrad": (3, 16, 16), "inputxgradient": (3, 16, 16)}
+              "smoothgrad": (3, 16, 16), "inputxgradient": (3, 16, 16), "integrated-gradients": (3, 16, 16),
+              "occlusion": (3, 16, 16)}
 
 
 @pytest.mark.parametrize("method", list(METHODS))

@@ -140,9 +140,18 @@ def _lime(model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
     return Lime(model, num_samples=300, batch_size=50, random_state=0, progress=False)
 
 
+def _occlusion(model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
+    from ..perturbation import Occlusion
+
+    window = max(1, min(size) // 8)  # 8 windows across the shorter side, overlapping by half
+    return Occlusion(model, window, max(1, window // 2))
+
+
 def _methods() -> dict[str, Method]:
-    from ..cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+    from ..cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+    from ..cam_free import AblationCAM, EigenCAM, ScoreCAM
     from ..gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
+    from ..integrated import IntegratedGradients
 
     def cam(cls: type, **kw: object) -> Builder:
         return lambda model, layer, size: cls(model, layer, **kw)
@@ -155,11 +164,18 @@ def _methods() -> dict[str, Method]:
         Method("gradcam++", True, cam(GradCAMPlusPlus), "Grad-CAM++"),
         Method("hirescam", True, cam(HiResCAM), "HiResCAM"),
         Method("layercam", True, cam(LayerCAM), "LayerCAM"),
+        Method("xgradcam", True, cam(XGradCAM), "XGrad-CAM"),
+        Method("scorecam", True, cam(ScoreCAM), "Score-CAM (a forward pass per layer channel)"),
+        Method("ablationcam", True, cam(AblationCAM), "Ablation-CAM (a forward pass per layer channel)"),
+        Method("eigencam", True, cam(EigenCAM), "Eigen-CAM (the same map for every target)"),
         Method("guided-gradcam", True, cam(GuidedGradCAM), "guided backprop x Grad-CAM"),
         Method("saliency", False, grad(Saliency), "input gradient"),
         Method("guided-backprop", False, grad(GuidedBackprop), "guided backpropagation"),
         Method("smoothgrad", False, grad(SmoothGrad, samples=16, random_state=0), "SmoothGrad (16 samples)"),
         Method("inputxgradient", False, grad(InputXGradient), "input x gradient"),
+        Method("integrated-gradients", False, grad(IntegratedGradients, batch_size=32),
+               "Integrated Gradients (zero baseline, 50 Gauss-Legendre steps)"),
+        Method("occlusion", False, _occlusion, "Occlusion (window 1/8 of the image, stride half of it)"),
         Method("lime", False, _lime, "LIME over superpixels (300 samples)"),
     ]
     return {m.name: m for m in table}
@@ -171,7 +187,9 @@ METHODS: dict[str, Method] = _methods()
 def get_method(name: str) -> Method:
     """The :class:`Method` called ``name`` (``SpecError`` listing valid names otherwise)."""
     key = name.lower().replace("_", "-")
-    aliases = {"gradcampp": "gradcam++", "grad-cam": "gradcam", "guided-backpropagation": "guided-backprop"}
+    aliases = {"gradcampp": "gradcam++", "grad-cam": "gradcam", "guided-backpropagation": "guided-backprop",
+               "score-cam": "scorecam", "ablation-cam": "ablationcam", "xgrad-cam": "xgradcam",
+               "eigen-cam": "eigencam", "ig": "integrated-gradients", "integratedgradients": "integrated-gradients"}
     key = aliases.get(key, key)
     if key not in METHODS:
         raise SpecError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
