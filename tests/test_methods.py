@@ -247,3 +247,30 @@ def test_bad_input_gives_clear_errors(resnet, images):
     one_channel(torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match="Eigen-CAM needs a layer with at least 2 channels, got 1"):
         ac.EigenCAM(one_channel.eval(), "1")(torch.rand(1, 3, 8, 8), ac.Class(0))
+
+
+class ChannelsLast(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1)
+
+
+class ChannelsFirst(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("method", [ac.ScoreCAM, ac.AblationCAM, ac.EigenCAM, ac.XGradCAM])
+def test_channels_last_layer_equals_the_same_layer_channels_first(method):
+    # Ablation-CAM zeroes the channel in the layer's own layout; the others read it as (B, C, h, w)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), ChannelsLast(), ChannelsFirst(), nn.Conv2d(6, 4, 3, padding=1)
+    ).eval()
+    x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(13))
+    targets = [ac.Area(box=(2, 2, 8, 8), channel=1), ac.Pixel(5, 5)]
+    first = method(model, "1")(x, targets)
+    last = method(model, "2", layout="nhwc")(x, targets)
+    assert (first.layout, last.layout) == ("nchw", "nhwc")
+    assert not first.degenerate.all()
+    torch.testing.assert_close(last.raw, first.raw)
+    torch.testing.assert_close(last.scores, first.scores)
