@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_gradients.py
 	$(PY) scripts/bench_lime.py --threads 2 --append
 	$(PY) scripts/bench_filters.py --threads 2 --append
+	$(PY) scripts/bench_metrics.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check areacam models scripts tests

@@ -195,6 +195,11 @@ def test_metrics_leave_the_model_as_found():
         metrics.deletion(model, x, targets, maps, steps=3)
         metrics.insertion(model, x, targets, maps, steps=3, baseline="noisy_linear")
         metrics.road(model, x, targets, maps, percentiles=(50,))
+        metrics.evaluate(model, x, targets, maps, masks=maps > 0.5, steps=2)
+        metrics.candidate_layers(model, x)
+        metrics.rank_layers(model, x, targets, layers=["0", "2"], steps=2)
+        metrics.randomisation(lambda m: ac.GradCAM(m, "2"), model, x, targets)
+        metrics.randomisation(ac.GradCAM(model, "2"), model, x, targets, order="independent")
     assert _same(before, _snapshot(model))
 
 

@@ -16,6 +16,9 @@ from torch import nn
 import areacam as ac
 from areacam.metrics.imputation import noisy_linear_impute
 
+# pytorch-grad-cam's imputer calls np.argwhere on a torch tensor, which numpy 2 deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")
+
 
 @pytest.fixture(scope="module")
 def classifier() -> nn.Module:
