@@ -228,3 +228,9 @@ def test_curves_plot_is_a_figure_with_one_panel_per_target(linear, tmp_path):
     assert (tmp_path / "deletion.png").stat().st_size > 0
     summary = curves.summary()
     assert summary["auc"] == pytest.approx(curves.auc.mean().item(), rel=1e-5)
+    evaluation = metrics.evaluate(model, x, [ac.Class(0), ac.Class(1)], contributions, steps=4)
+    assert len(evaluation.plot().axes) == 4  # deletion and insertion rows, one column per target
+    assert set(evaluation.means()) == {
+        "deletion_auc", "deletion_random_auc", "insertion_auc", "insertion_random_auc", "sparseness", "entropy"
+    }
+    torch.testing.assert_close(evaluation.values["deletion_auc"], curves.auc)
