@@ -234,3 +234,18 @@ def test_curves_plot_is_a_figure_with_one_panel_per_target(linear, tmp_path):
         "deletion_auc", "deletion_random_auc", "insertion_auc", "insertion_random_auc", "sparseness", "entropy"
     }
     torch.testing.assert_close(evaluation.values["deletion_auc"], curves.auc)
+
+
+def test_curves_of_autoencoder_targets_start_and_end_at_the_direct_scores(autoencoder, images):
+    """Structured outputs: a reconstruction error and a latent unit, scored on the model's tuple output."""
+    from areacam.metrics.baselines import blur
+
+    targets = [ac.ReconstructionError(box=(8, 8, 40, 40)), ac.Latent(1)]
+    maps = torch.rand(2, 2, 64, 64, generator=torch.Generator().manual_seed(0))
+    curves = metrics.deletion(autoencoder, images, targets, maps, steps=5)
+    assert curves.scores.shape == (2, 2, 6) and torch.isfinite(curves.curves).all()
+    with torch.no_grad():
+        blurred = blur(images)
+        for k, target in enumerate(targets):
+            torch.testing.assert_close(curves.scores[:, k, 0], target(autoencoder(images), images))
+            torch.testing.assert_close(curves.scores[:, k, -1], target(autoencoder(blurred), blurred))
