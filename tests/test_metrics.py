@@ -249,3 +249,20 @@ def test_curves_of_autoencoder_targets_start_and_end_at_the_direct_scores(autoen
         for k, target in enumerate(targets):
             torch.testing.assert_close(curves.scores[:, k, 0], target(autoencoder(images), images))
             torch.testing.assert_close(curves.scores[:, k, -1], target(autoencoder(blurred), blurred))
+
+
+def test_targets_with_the_same_map_share_their_perturbed_inputs(linear):
+    """One map for all targets (e.g. EigenCAM's): each perturbed input runs once for all of them."""
+    model, x, contributions = linear
+    seen = []
+    handle = model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    try:
+        shared = contributions[:, :1].expand(3, 2, 6, 6)
+        curves = metrics.deletion(model, x, [ac.Class(0), ac.Class(1)], shared, steps=6, random=False)
+    finally:
+        handle.remove()
+    # The intact batch, the fully removed images, then 5 inner steps per image: not per target.
+    assert sum(seen) == 3 + 3 + 3 * 5
+    for k in range(2):
+        alone = metrics.deletion(model, x, ac.Class(k), shared[:, :1], steps=6, random=False)
+        torch.testing.assert_close(alone.scores[:, 0], curves.scores[:, k])

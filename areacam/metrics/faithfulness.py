@@ -8,7 +8,8 @@
   ``ROADLeastRelevantFirst``.
 
 All ``K`` targets are scored from shared forward passes in batches of ``batch_size`` on the model's
-device; targets are bound at the unperturbed batch (``Class()`` keeps its argmax, ``Segment`` its
+device (an input several targets need, such as the fully perturbed image, a random ranking or the
+steps of a map that several targets share, runs once for all of them); targets are bound at the unperturbed batch (``Class()`` keeps its argmax, ``Segment`` its
 predicted pixels), and a :class:`~areacam.ReconstructionError` compares the output with the
 perturbed input the model saw.
 """
@@ -91,29 +92,36 @@ def _curves(
     removed = torch.round(torch.arange(steps + 1, dtype=torch.float64) * pixels / steps).long().to(device)
     inner = torch.arange(1, steps, device=device)
 
-    # Rows: the fully perturbed image of each sample (all targets), random rankings (all targets),
-    # then each target's own ranking (that target only).
+    # Rows: the fully perturbed image of each sample and its random ranking, scored for all
+    # targets; then the steps of each distinct map of a sample, scored for every target with that
+    # map (targets whose maps are equal, e.g. a target-independent EigenCAM, share their inputs).
     samples, ranking, step, needs = [], [], [], []
+    first_row = torch.zeros(batch, count, dtype=torch.long)  # row of step 1 of each (b, k) curve
+    rows = 0
+
+    def add(b: int, rank_row: int, at: Tensor, need: Tensor) -> None:
+        nonlocal rows
+        samples.append(torch.full_like(at, b))
+        ranking.append(torch.full_like(at, rank_row))
+        step.append(at)
+        needs.append(need.expand(len(at), count))
+        rows += len(at)
+
     everyone = torch.ones(count, dtype=torch.bool, device=device)
     for b in range(batch):
-        samples.append(torch.tensor([b], device=device))
-        ranking.append(torch.tensor([-1], device=device))
-        step.append(torch.tensor([steps if kind == "deletion" else 0], device=device))
-        needs.append(everyone[None])
+        add(b, -1, torch.tensor([steps if kind == "deletion" else 0], device=device), everyone)
     if random:
         for b in range(batch):
-            samples.append(torch.full_like(inner, b))
-            ranking.append(torch.full_like(inner, batch * count + b))
-            step.append(inner)
-            needs.append(everyone.expand(len(inner), count))
+            add(b, batch * count + b, inner, everyone)
     for k in range(count):
-        only = torch.zeros(count, dtype=torch.bool, device=device)
-        only[k] = True
         for b in range(batch):
-            samples.append(torch.full_like(inner, b))
-            ranking.append(torch.full_like(inner, b * count + k))
-            step.append(inner)
-            needs.append(only.expand(len(inner), count))
+            same = next((j for j in range(k) if torch.equal(maps[b, j], maps[b, k])), None)
+            if same is not None:
+                first_row[b, k] = first_row[b, same]
+                continue
+            group = torch.tensor([torch.equal(maps[b, j], maps[b, k]) for j in range(count)], device=device)
+            first_row[b, k] = rows
+            add(b, b * count + k, inner, group)
     samples, ranking, step = torch.cat(samples), torch.cat(ranking), torch.cat(step)
     needs = torch.cat(needs)
     fill = fill_image(baseline, x)
@@ -133,8 +141,8 @@ def _curves(
     scores = scorer.score(samples, needs, build, desc=kind.capitalize(), progress=progress)
     original = scorer.original
     empty = scores[:batch]  # (B, K)
-    own = scores[batch + (batch * (steps - 1) if random else 0) :]
-    own = own.view(count, batch, steps - 1, count).diagonal(dim1=0, dim2=3).permute(0, 2, 1)  # (B, K, steps-1)
+    at = (first_row[..., None] + torch.arange(steps - 1)).to(device)  # (B, K, steps - 1) rows
+    own = scores[at, torch.arange(count, device=device)[None, :, None].expand_as(at)]
     first, last = (original, empty) if kind == "deletion" else (empty, original)
     curve = torch.cat([first[..., None], own, last[..., None]], dim=2)
     random_curve = None
