@@ -9,9 +9,9 @@
 
 All ``K`` targets are scored from shared forward passes in batches of ``batch_size`` on the model's
 device (an input several targets need, such as the fully perturbed image, a random ranking or the
-steps of a map that several targets share, runs once for all of them); targets are bound at the unperturbed batch (``Class()`` keeps its argmax, ``Segment`` its
-predicted pixels), and a :class:`~areacam.ReconstructionError` compares the output with the
-perturbed input the model saw.
+steps of a map that several targets share, runs once for all of them); targets are bound at the
+unperturbed batch (``Class()`` keeps its argmax, ``Segment`` its predicted pixels), and a
+:class:`~areacam.ReconstructionError` compares the output with the perturbed input the model saw.
 """
 
 from __future__ import annotations
