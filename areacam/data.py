@@ -21,6 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import check_int
+from .deprecation import renamed
+
 __all__ = [
     "ANOMALY_KINDS",
     "MIN_SHAPE_SIZE",
@@ -57,30 +60,23 @@ SHAPE_COLORS: tuple[tuple[float, float, float], ...] = (
 MIN_SHAPE_SIZE = 16
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------- digits
 
 
+@renamed(seed="random_state")
 def digits(
     split: str = "train",
     size: int = 32,
     test_fraction: float = 0.25,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's 8x8 handwritten digits (1797 images), upsampled bilinearly to ``size x size``.
 
     Args:
-        split: ``"train"``, ``"test"`` or ``"all"``; the split is stratified and fixed by ``seed``.
+        split: ``"train"``, ``"test"`` or ``"all"``; the split is stratified and fixed by ``random_state``.
         size: output side (``>= 8``).
         test_fraction: share of the test split, in ``(0, 1)``.
-        seed: seed of the split.
+        random_state: seed of the split.
 
     Returns:
         ``images`` ``(N, 1, size, size)`` float32 in ``[0, 1]`` and ``labels`` ``(N,)`` int64 in ``0..9``.
@@ -90,7 +86,7 @@ def digits(
 
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    size = _check_int("size", size, 8)
+    size = check_int("size", size, 8)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     bunch = load_digits()
@@ -102,7 +98,7 @@ def digits(
     if split == "all":
         return images.contiguous(), labels
     train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=test_fraction, random_state=seed, stratify=bunch.target
+        np.arange(len(labels)), test_size=test_fraction, random_state=random_state, stratify=bunch.target
     )
     idx = torch.from_numpy(np.sort(train_idx if split == "train" else test_idx))
     return images[idx].contiguous(), labels[idx]
@@ -190,35 +186,36 @@ def draw_shape(
     return torch.from_numpy(bg), torch.from_numpy(mask)
 
 
+@renamed(seed="random_state")
 def shapes(
     n: int,
     size: int = 64,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded synthetic shapes: one circle, square or triangle per image on a textured background.
 
     The class (:data:`SHAPE_CLASSES`), colour (:data:`SHAPE_COLORS`, independent of the class), size,
     position and rotation are random; every shape lies fully inside the image. Image ``i`` depends only
-    on ``(seed, i, size)``, so ``shapes(10)[k][:5]`` equals ``shapes(5)[k]``.
+    on ``(random_state, i, size)``, so ``shapes(10)[k][:5]`` equals ``shapes(5)[k]``.
 
     Args:
         n: number of images (``>= 1``).
         size: side ``S`` (``>= 16``).
-        seed: random seed.
+        random_state: random seed.
 
     Returns:
         ``images`` ``(n, 3, S, S)`` float32 in ``[0, 1]``, ``labels`` ``(n,)`` int64 in ``{0, 1, 2}``,
         ``masks`` ``(n, S, S)`` int64: ``0`` background, ``1 + label`` on exactly the pixels painted with
         the shape's colour.
     """
-    n = _check_int("n", n, 1)
-    size = _check_int("size", size, MIN_SHAPE_SIZE)
-    seed = _check_int("seed", seed, 0)
+    n = check_int("n", n, 1)
+    size = check_int("size", size, MIN_SHAPE_SIZE)
+    random_state = check_int("random_state", random_state, 0)
     images = np.empty((n, 3, size, size), dtype=np.float32)
     labels = np.empty(n, dtype=np.int64)
     masks = np.empty((n, size, size), dtype=np.int64)
     for i in range(n):
-        rng = np.random.default_rng([seed, i, size])
+        rng = np.random.default_rng([random_state, i, size])
         label = int(rng.integers(len(SHAPE_CLASSES)))
         radius = rng.uniform(0.16, 0.28) * size
         margin = radius * 1.5 + 1
@@ -241,28 +238,29 @@ VOLUME_CLASSES: tuple[str, ...] = ("sphere", "cube")
 MIN_VOLUME_SIZE = 16
 
 
-def volumes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@renamed(seed="random_state")
+def volumes(n: int, size: int = 32, random_state: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded synthetic volumes: one bright sphere or axis-aligned cube in Gaussian noise.
 
     The class (:data:`VOLUME_CLASSES`), radius (18-30% of the side; a cube's half side is 0.8 times it,
     so both have similar volumes), position (fully inside) and brightness are random; the object's
     brightness is independent of its class, so only its shape tells the class. Volume ``i`` depends only
-    on ``(seed, i, size)``.
+    on ``(random_state, i, size)``.
 
     Returns:
         ``volumes`` ``(n, 1, S, S, S)`` float32, ``labels`` ``(n,)`` int64 in ``{0, 1}``, ``masks``
         ``(n, S, S, S)`` int64: ``0`` background, ``1 + label`` on exactly the object's voxels (the noise-free
         object is constant on them and zero elsewhere).
     """
-    n = _check_int("n", n, 1)
-    size = _check_int("size", size, MIN_VOLUME_SIZE)
-    seed = _check_int("seed", seed, 0)
+    n = check_int("n", n, 1)
+    size = check_int("size", size, MIN_VOLUME_SIZE)
+    random_state = check_int("random_state", random_state, 0)
     grid = np.stack(np.mgrid[0:size, 0:size, 0:size]).astype(np.float32) + 0.5  # voxel centres
     data = np.empty((n, 1, size, size, size), dtype=np.float32)
     labels = np.empty(n, dtype=np.int64)
     masks = np.empty((n, size, size, size), dtype=np.int64)
     for i in range(n):
-        rng = np.random.default_rng([seed, i, size, 3])
+        rng = np.random.default_rng([random_state, i, size, 3])
         label = int(rng.integers(len(VOLUME_CLASSES)))
         radius = rng.uniform(0.18, 0.3) * size
         center = rng.uniform(radius + 1, size - radius - 1, size=3).astype(np.float32)
@@ -288,8 +286,9 @@ ANOMALY_KINDS: tuple[str, ...] = ("spike", "shift", "burst", "flat")
 MIN_SIGNAL_LENGTH = 64
 
 
+@renamed(seed="random_state")
 def signals(
-    n: int, length: int = 256, seed: int = 0
+    n: int, length: int = 256, random_state: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded synthetic signals, each with one anomaly injected at a known window.
 
@@ -297,21 +296,21 @@ def signals(
     plus Gaussian noise (sigma 0.05). One window of 8-24 samples, fully inside, is replaced by an
     anomaly of a random kind (:data:`ANOMALY_KINDS`): a ``spike`` (a triangle of height 1.5-2.5), a level
     ``shift`` (+-1-1.5), a high-frequency ``burst`` (period 4) or a ``flat`` line at the window's first
-    value. Signal ``i`` depends only on ``(seed, i, length)``.
+    value. Signal ``i`` depends only on ``(random_state, i, length)``.
 
     Returns:
         ``signals`` ``(n, 1, L)`` float32 with the anomaly, ``clean`` ``(n, 1, L)`` the same signals
         without it, ``masks`` ``(n, L)`` bool: exactly the window where the anomaly was injected.
     """
-    n = _check_int("n", n, 1)
-    length = _check_int("length", length, MIN_SIGNAL_LENGTH)
-    seed = _check_int("seed", seed, 0)
+    n = check_int("n", n, 1)
+    length = check_int("length", length, MIN_SIGNAL_LENGTH)
+    random_state = check_int("random_state", random_state, 0)
     t = np.arange(length, dtype=np.float32)
     clean = np.empty((n, 1, length), dtype=np.float32)
     noisy = np.empty((n, 1, length), dtype=np.float32)
     masks = np.zeros((n, length), dtype=bool)
     for i in range(n):
-        rng = np.random.default_rng([seed, i, length, 1])
+        rng = np.random.default_rng([random_state, i, length, 1])
         wave = np.zeros(length, dtype=np.float32)
         for amplitude in (rng.uniform(0.5, 1.0), rng.uniform(0.1, 0.4)):
             period, phase = rng.uniform(16, 64), rng.uniform(0, 2 * np.pi)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .deprecation import deprecated_alias
 from .layers import LayerCapture, LayerView, layer_name, resolve_layer
 from .state import check_input, explaining
 from .viz import save_png, to_rgb
@@ -64,16 +65,13 @@ class Embedding:
     method: str
     layer: str = ""
 
-    def figure(self, path: str | Path | None = None, thumbnails: bool = True, zoom: float = 0.6) -> Figure:
+    def plot(self, path: str | Path | None = None, thumbnails: bool = True, zoom: float = 0.6) -> Figure:
         """Scatter of ``coords`` coloured by label; in 2-D with image thumbnails. Saved as PNG if ``path``."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
         from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
         dims = self.coords.shape[1]
-        fig = plt.figure(figsize=(7, 7))
+        fig = Figure(figsize=(7, 7))
         ax = fig.add_subplot(111, projection="3d" if dims == 3 else None)
         if self.labels is not None:
             points = ax.scatter(*self.coords.T, c=self.labels, cmap="tab10", s=12)
@@ -91,6 +89,8 @@ class Embedding:
 
             save_figure(fig, path)
         return fig
+
+    figure = deprecated_alias("plot")
 
     def export(self, directory: str | Path, names: Sequence[str] | None = None) -> Path:
         """Files the TensorBoard projector opens: ``tensors.tsv`` (the ``(N, D)`` features),
@@ -162,7 +162,7 @@ def embed(
 
     ``dims`` is 2 or 3; t-SNE needs more images than its ``perplexity``. The layout keywords read
     the layer's output as in the CAM explainers (a token layer is pooled over its grid tokens).
-    Returns an :class:`Embedding` (``.figure(path)``, ``.export(directory)``).
+    Returns an :class:`Embedding` (``.plot(path)``, ``.export(directory)``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")

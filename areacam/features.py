@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_int, check_positive
+from .deprecation import deprecated_alias, renamed
 from .layers import LayerCapture, LayerView, layer_name, resolve_layer, unwrap_model
 from .state import check_input, explaining
 from .viz import COLORMAPS, grid_figure, to_rgb
@@ -58,14 +60,6 @@ def _tile(images: np.ndarray, ncols: int) -> np.ndarray:
     return padded.reshape(rows, ncols, *images.shape[1:])
 
 
-def _positive(name: str, value: object, integer: bool = True) -> None:
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-
-
 def _check_2d_model(model: nn.Module) -> None:
     """``ValueError`` for a model of signals or volumes: filter visualisation optimises 2-D images."""
     for name, module in model.named_modules():
@@ -88,6 +82,7 @@ class FilterVisualizer:
     parameters are differentiated: the model's ``.grad``, flags and hooks stay as they were.
     """
 
+    @renamed(seed="random_state")
     def __init__(
         self,
         model: nn.Module,
@@ -102,7 +97,7 @@ class FilterVisualizer:
         l2: float = 0.0,
         tv: float = 0.0,
         batch_size: int = 64,
-        seed: int = 0,
+        random_state: int = 0,
         transform: Callable[[Tensor], Tensor] | None = None,
         *,
         layout: str | None = None,
@@ -119,8 +114,8 @@ class FilterVisualizer:
         self.name = layer_name(model, self.layer)
         _check_2d_model(model)
         for name, value in (("size", size), ("channels", channels), ("steps", steps), ("batch_size", batch_size)):
-            _positive(name, value)
-        _positive("lr", lr, integer=False)
+            check_int(name, value)
+        check_positive("lr", lr)
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"unknown parametrization {parametrization!r}; choose from {PARAMETRIZATIONS}")
         for name, value in (("jitter", jitter), ("blur", blur), ("l2", l2), ("tv", tv)):
@@ -130,7 +125,7 @@ class FilterVisualizer:
             raise TypeError(f"transform must be callable, got {transform!r}")
         self.size, self.channels, self.steps, self.lr = size, channels, steps, float(lr)
         self.parametrization, self.jitter, self.blur = parametrization, int(jitter), float(blur)
-        self.l2, self.tv, self.batch_size, self.seed = float(l2), float(tv), batch_size, int(seed)
+        self.l2, self.tv, self.batch_size, self.random_state = float(l2), float(tv), batch_size, int(random_state)
         self.transform = transform
 
     def __repr__(self) -> str:
@@ -173,7 +168,7 @@ class FilterVisualizer:
     def __call__(self, filters: int | Sequence[int] | None = None) -> Tensor:
         """Optimise one image per filter (default: all): ``(F, C, size, size)`` float32 in ``[0, 1]``."""
         filters = self._check_filters(filters)
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.random_state)
         chunks = [filters[i : i + self.batch_size] for i in range(0, len(filters), self.batch_size)]
         return torch.cat([self._optimise(chunk, generator) for chunk in chunks])
 
@@ -240,7 +235,7 @@ class FilterVisualizer:
         with explaining(self.model), self._capture("value") as capture:
             return self._objective(images.to(device, dtype), index, capture).cpu()
 
-    def figure(
+    def plot(
         self, images: Tensor, filters: Sequence[int] | None = None, path: str | Path | None = None, ncols: int = 8
     ) -> Figure:
         """Grid of the optimised ``(F, C, H, W)`` images, ``ncols`` per row; saved as PNG if ``path``."""
@@ -254,6 +249,8 @@ class FilterVisualizer:
 
             save_figure(fig, path)
         return fig
+
+    figure = deprecated_alias("plot")
 
 
 def _irfft2(params: Tensor, size: int) -> Tensor:
@@ -321,7 +318,7 @@ def feature_maps(
     from .explanation import normalize_maps
 
     x = check_input(model, x, spatial=(2,), method="feature_maps (a figure of 2-D maps)")
-    _positive("channels", channels)
+    check_int("channels", channels)
     view = LayerView(layout, grid, prefix_tokens, layer_output, reshape)
     with explaining(model), LayerCapture(model, layer, view, mode="value", stop=True) as capture:
         capture.run(x)
@@ -348,8 +345,8 @@ def filter_weights(
         if first is None:
             raise ValueError(f"no nn.Conv2d layer in {type(conv).__name__}: nothing to draw")
         conv = first
-    _positive("ncols", ncols)
-    _positive("scale", scale)
+    check_int("ncols", ncols)
+    check_int("scale", scale)
     weight = conv.weight.detach().float().cpu()
     if weight.shape[1] != 3:
         weight = weight.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)

@@ -26,6 +26,8 @@ from torch import Tensor, nn
 
 from .base import Explainer, finish, input_gradients
 from .cam import GradCAM
+from .checks import check_int
+from .deprecation import renamed
 from .explanation import Explanation, upsample
 from .layers import Hooks
 from .state import check_input
@@ -149,31 +151,30 @@ class GuidedBackprop(_GradientExplainer):
 
 
 class SmoothGrad(_GradientExplainer):
-    """SmoothGrad (Smilkov et al.): the mean input gradient over ``samples`` noisy copies of ``x``.
+    """SmoothGrad (Smilkov et al.): the mean input gradient over ``num_samples`` noisy copies of ``x``.
 
     ``noise`` is the noise standard deviation as a fraction of each image's value range (the paper's
     convention); ``random_state`` seeds it. ``scores`` are the mean over the noisy samples. Samples
-    run ``chunk`` images per forward pass. Per-sample target arguments (``Class([...])``, ``(B, H, W)``
+    run ``batch_size`` images per forward pass. Per-sample target arguments (``Class([...])``, ``(B, H, W)``
     masks) apply to every noisy copy of their sample; ``Class()`` takes each noisy copy's argmax.
     """
 
+    @renamed(samples="num_samples", chunk="batch_size")
     def __init__(
         self,
         model: nn.Module,
-        samples: int = 25,
+        num_samples: int = 25,
         noise: float = 0.15,
         random_state: int | None = None,
-        chunk: int = 64,
+        batch_size: int = 64,
         batched: bool | None = None,
     ):
         super().__init__(model, batched)
-        if not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+        self.num_samples = check_int("num_samples", num_samples)
         if not noise >= 0:
             raise ValueError(f"noise must be >= 0, got {noise!r}")
-        if not isinstance(chunk, int) or chunk < 1:
-            raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
-        self.samples, self.noise, self.random_state, self.chunk = samples, float(noise), random_state, chunk
+        self.batch_size = check_int("batch_size", batch_size)
+        self.noise, self.random_state = float(noise), random_state
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         x = check_input(self.model, x)
@@ -187,10 +188,10 @@ class SmoothGrad(_GradientExplainer):
         flat = x.detach().flatten(1)
         ones = [1] * (x.dim() - 1)
         sigma = (self.noise * (flat.amax(1) - flat.amin(1))).view(-1, *ones)
-        per_pass = max(1, self.chunk // batch)
+        per_pass = max(1, self.batch_size // batch)
         grad_sum = score_sum = None
-        for start in range(0, self.samples, per_pass):
-            count = min(per_pass, self.samples - start)
+        for start in range(0, self.num_samples, per_pass):
+            count = min(per_pass, self.num_samples - start)
             noisy = x.detach().repeat(count, *ones)  # copy-major: copy c of sample b is row c * B + b
             noise = torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = noisy + noise * sigma.repeat(count, *ones)
@@ -200,8 +201,8 @@ class SmoothGrad(_GradientExplainer):
             scores = scores.view(count, batch, -1).sum(0)
             grad_sum = grads if grad_sum is None else grad_sum + grads
             score_sum = scores if score_sum is None else score_sum + scores
-        raw = grad_sum / self.samples
-        return finish(raw, gradient_maps(raw), score_sum / self.samples, targets, x.shape[2:])
+        raw = grad_sum / self.num_samples
+        return finish(raw, gradient_maps(raw), score_sum / self.num_samples, targets, x.shape[2:])
 
 
 class GuidedGradCAM(GradCAM):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Explainer
+from .checks import check_int
 from .explanation import Explanation, normalize_maps
 from .state import check_input, explaining
 from .targets import Target, as_target_list
@@ -86,14 +87,6 @@ def _check_hide(hide: Hide) -> None:
         raise TypeError(f"hide colour must hold numbers, got {hide!r}")
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 class Lime(Explainer):
     """LIME over superpixels, one weighted linear fit per target, for class and region targets.
 
@@ -139,8 +132,8 @@ class Lime(Explainer):
         progress: bool | None = None,
     ):
         super().__init__(model)
-        self.num_samples = _positive_int("num_samples", num_samples)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.num_samples = check_int("num_samples", num_samples)
+        self.batch_size = check_int("batch_size", batch_size)
         if random_state is not None and not isinstance(random_state, (int, np.integer, np.random.RandomState)):
             raise TypeError(f"random_state must be an int, a numpy RandomState or None, got {random_state!r}")
         _check_segmentation(segmentation, segmentation_params)

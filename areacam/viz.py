@@ -17,6 +17,7 @@ __all__ = [
     "gradient_image",
     "grid_figure",
     "overlay",
+    "panel_grid",
     "region_figure",
     "save_figure",
     "save_png",
@@ -108,6 +109,51 @@ def gradient_image(raw: Tensor | np.ndarray) -> np.ndarray:
     return to_rgb(img[None])[0]
 
 
+def panel_grid(
+    rows: Sequence[Sequence[np.ndarray | None]],
+    col_titles: Sequence[str] | None = None,
+    row_titles: Sequence[str] | None = None,
+    titles: Sequence[Sequence[str]] | None = None,
+    cell: float = 1.7,
+    path: str | Path | None = None,
+):
+    """Figure of a grid of panels: each row a list of ``(H, W, 3)`` uint8 or ``(H, W)`` float images.
+
+    Rows may differ in length and a ``None`` panel stays empty. ``titles[r][c]`` titles one panel,
+    else ``col_titles`` title the first row; ``row_titles`` label each row. Saved as PNG to ``path``
+    if given. Returns a ``matplotlib.figure.Figure`` (no pyplot state, no backend switch).
+    """
+    from matplotlib.figure import Figure
+
+    if not rows or not any(len(row) for row in rows):
+        raise ValueError("panel_grid needs at least one panel")
+    nrows, ncols = len(rows), max(len(row) for row in rows)
+    fig = Figure(figsize=(cell * ncols + (0.6 if row_titles else 0), cell * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            panel = row[c] if c < len(row) else None
+            if panel is not None:
+                ax.imshow(panel, cmap="gray" if np.asarray(panel).ndim == 2 else None, interpolation="nearest")
+            if titles and r < len(titles) and c < len(titles[r]):
+                title = titles[r][c]
+            else:
+                title = col_titles[c] if col_titles and r == 0 and c < len(col_titles) else None
+            if title:
+                ax.set_title(str(title), fontsize=8)
+            if row_titles and c == 0 and r < len(row_titles):
+                ax.set_ylabel(str(row_titles[r]), fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def grid_figure(
     panels: np.ndarray,
     images: Tensor | np.ndarray | None = None,
@@ -119,39 +165,26 @@ def grid_figure(
 
     With ``images`` a first column shows the input. Saved as PNG to ``path`` if given.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     panels = np.asarray(panels)
     if panels.ndim != 5:
         raise ValueError(f"panels must be (B, K, H, W, 3), got shape {panels.shape}")
-    rows, cols = panels.shape[:2]
-    first = 0 if images is None else 1
-    fig, axes = plt.subplots(rows, cols + first, figsize=(cell * (cols + first), cell * rows), squeeze=False)
-    inputs = to_rgb(images) if images is not None else None
-    for r in range(rows):
-        if inputs is not None:
-            axes[r, 0].imshow(inputs[r])
-            if r == 0:
-                axes[r, 0].set_title("input", fontsize=9)
-        for k in range(cols):
-            axes[r, k + first].imshow(panels[r, k])
-            if r == 0 and titles is not None and k < len(titles):
-                axes[r, k + first].set_title(str(titles[k]), fontsize=9)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    rows = [list(row) for row in panels]
+    col_titles = list(titles) if titles is not None else None
+    if images is not None:
+        inputs = to_rgb(images)
+        if inputs.shape[0] != len(rows):
+            raise ValueError(f"got {inputs.shape[0]} images for {len(rows)} rows of panels")
+        rows = [[image, *row] for image, row in zip(inputs, rows)]
+        col_titles = ["input", *(col_titles or [])]
+    return panel_grid(rows, col_titles=col_titles, cell=cell, path=path)
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Save ``fig`` as PNG atomically (a temp file renamed into place), then close it."""
-    import matplotlib.pyplot as plt
+    """Save ``fig`` as PNG atomically (a temp file renamed into place).
 
+    Figures made by areacam are plain ``matplotlib.figure.Figure`` objects, not registered with
+    pyplot: they need no backend and no closing. A pyplot figure passed in is closed after saving.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
@@ -163,7 +196,10 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        plt.close(fig)
+        if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure: release it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return path
 
 
@@ -191,26 +227,35 @@ def draw_box(image: np.ndarray, box: Sequence[int], color: tuple[int, int, int] 
 def region_figure(
     image: Tensor | np.ndarray,
     recon: Tensor | np.ndarray,
-    box: Sequence[int],
+    box: Sequence[int] | Sequence[Sequence[int]],
     guided: Tensor | np.ndarray,
     cam_map: Tensor | np.ndarray,
     path: str | Path | None = None,
     alpha: float = 0.5,
 ):
     """How a region of a reconstruction is read: input with the box | reconstruction | guided
-    backprop | area Grad-CAM.
+    backprop | area Grad-CAM, one row per image.
 
-    ``image`` and ``recon`` are ``(C, H, W)``; ``guided`` is the signed ``(C, H, W)`` gradient;
-    ``cam_map`` is the ``(H, W)`` map in ``[0, 1]``. Saved as PNG to ``path`` if given.
+    ``image`` and ``recon`` are ``(C, H, W)`` (one row) or ``(N, C, H, W)``; ``box`` is one
+    ``(top, left, bottom, right)`` or one per row; ``guided`` is the signed gradient shaped like
+    ``image``; ``cam_map`` is the ``(H, W)`` or ``(N, H, W)`` map in ``[0, 1]``. Saved as PNG to
+    ``path`` if given.
     """
-    rgb = to_rgb(image)[0]
-    panels = np.stack(
-        [
-            draw_box(rgb, box),
-            draw_box(to_rgb(recon)[0], box),
-            gradient_image(guided),
-            draw_box(overlay(rgb, cam_map, alpha=alpha), box),
-        ]
-    )
+    images, recons = to_rgb(image), to_rgb(recon)
+    count = images.shape[0]
+    boxes = [box] * count if isinstance(box[0], (int, np.integer)) else list(box)
+    guided = guided.detach().float().cpu().numpy() if isinstance(guided, Tensor) else np.asarray(guided)
+    cam_map = cam_map.detach().float().cpu().numpy() if isinstance(cam_map, Tensor) else np.asarray(cam_map)
+    guided = guided.reshape(-1, *guided.shape[-3:])
+    cam_map = cam_map.reshape(-1, *cam_map.shape[-2:])
+    if not (len(boxes) == recons.shape[0] == guided.shape[0] == cam_map.shape[0] == count):
+        raise ValueError(
+            f"region_figure got {count} images, {recons.shape[0]} reconstructions, {len(boxes)} boxes, "
+            f"{guided.shape[0]} gradients and {cam_map.shape[0]} maps; give one of each per row"
+        )
+    rows = [
+        [draw_box(rgb, b), draw_box(rec, b), gradient_image(g), draw_box(overlay(rgb, m, alpha=alpha), b)]
+        for rgb, rec, b, g, m in zip(images, recons, boxes, guided, cam_map)
+    ]
     titles = ["input + region", "reconstruction", "guided backprop", "area Grad-CAM"]
-    return grid_figure(panels[None], None, titles, path=path)
+    return panel_grid(rows, col_titles=titles, cell=2.2, path=path)

@@ -7,13 +7,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from areacam.checks import check_int
+
 __all__ = ["Classifier"]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class Classifier(nn.Module):
@@ -52,11 +48,11 @@ class Classifier(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("width", width)
-        _check_positive_int("hidden", hidden)
-        _check_positive_int("input_size", input_size)
+        check_int("num_classes", num_classes)
+        check_int("in_channels", in_channels)
+        check_int("width", width)
+        check_int("hidden", hidden)
+        check_int("input_size", input_size)
         if input_size % 32 != 0:
             raise ValueError(f"input_size must be a positive multiple of 32 (five 2x2 max-pools), got {input_size}")
         if not 0.0 <= dropout < 1.0:

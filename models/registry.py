@@ -15,7 +15,7 @@ from .segmentation import FCN, unet
 from .vae import CVAE, DVAE, VAE, VAEGAN, LinearVAE
 from .volumes import SignalAE, UNet3D
 
-__all__ = ["TASKS", "create", "load", "load_checkpoint", "names", "save"]
+__all__ = ["FAMILIES", "TASKS", "create", "load", "load_checkpoint", "names", "save"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "classifier": Classifier,
@@ -30,20 +30,26 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "signal_ae": SignalAE,
 }
 
+#: The training family of each registered model (its loss and step in :mod:`models.train`).
+FAMILIES: dict[str, str] = {
+    "classifier": "classifier",
+    "vae": "vae",
+    "cvae": "cvae",
+    "dvae": "vae",
+    "linear_vae": "vae",
+    "vaegan": "vaegan",
+    "fcn": "segmenter",
+    "unet": "segmenter",
+    "unet3d": "segmenter",
+    "signal_ae": "autoencoder",
+}
+
+_FAMILY_TASKS = {"classifier": "classification", "segmenter": "segmentation", "vae": "generative",
+                 "cvae": "generative", "vaegan": "generative", "autoencoder": "reconstruction"}
+
 #: What each registered model does: ``"classification"``, ``"segmentation"``, ``"generative"`` or
 #: ``"reconstruction"`` (a plain autoencoder of signals).
-TASKS: dict[str, str] = {
-    "classifier": "classification",
-    "vae": "generative",
-    "cvae": "generative",
-    "dvae": "generative",
-    "linear_vae": "generative",
-    "vaegan": "generative",
-    "fcn": "segmentation",
-    "unet": "segmentation",
-    "unet3d": "segmentation",
-    "signal_ae": "reconstruction",
-}
+TASKS: dict[str, str] = {name: _FAMILY_TASKS[family] for name, family in FAMILIES.items()}
 
 CHECKPOINT_FORMAT = "areacam-model/1"
 
@@ -53,7 +59,7 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _check_name(name: object) -> str:
+def check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"model name must be a str, got {type(name).__name__}")
     if name not in _REGISTRY:
@@ -69,7 +75,7 @@ def create(name: str, **kwargs: Any) -> nn.Module:
     Raises ``ValueError`` listing the valid names for an unknown ``name`` (and, from the model, for an
     unknown backbone/head); ``TypeError`` for an unknown keyword argument.
     """
-    _check_name(name)
+    check_name(name)
     try:
         model = _REGISTRY[name](**kwargs)
     except TypeError as err:

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from areacam.checks import check_int
+
 __all__ = ["BACKBONES", "FCN", "HEADS", "unet"]
 
 BACKBONES = ("alexnet", "vgg16")
@@ -18,12 +20,6 @@ HEADS = ("8s", "32s")
 
 # Default width of the fc6/fc7 convolutions (the paper's 4096 is too heavy for CPU training).
 _HEAD_WIDTH = {"alexnet": 256, "vgg16": 512}
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class _TappedSequential(nn.Sequential):
@@ -156,15 +152,15 @@ class FCN(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
+        check_int("num_classes", num_classes)
+        check_int("in_channels", in_channels)
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
         if head_width is None:
             head_width = _HEAD_WIDTH[backbone]
-        _check_positive_int("head_width", head_width)
+        check_int("head_width", head_width)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.areacam_spec = {
@@ -264,8 +260,8 @@ def unet(
     """
     import segmentation_models_pytorch as smp
 
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("in_channels", in_channels)
+    check_int("num_classes", num_classes)
+    check_int("in_channels", in_channels)
     if "encoder_weights" in kwargs and kwargs["encoder_weights"] is not None:
         raise ValueError(
             f"encoder_weights must be None (no downloads), got {kwargs['encoder_weights']!r}; "

@@ -26,8 +26,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import registry
-from .vae import CVAE
+from areacam.checks import check_int, check_positive
+from areacam.deprecation import renamed
+from areacam.progress import progress_bar
 
-__all__ = ["DATASETS", "defaults", "load_data", "train"]
+from . import registry
+
+__all__ = ["DATASETS", "FAMILIES", "Batch", "Family", "defaults", "family_of", "load_data", "train"]
 
 DATASETS = ("digits", "shapes", "volumes", "signals")
 
@@ -84,10 +88,10 @@ def defaults(model: str, data: str, model_kwargs: dict[str, Any] | None = None) 
 
 
 def _task(model: str, data: str) -> str:
-    registry._check_name(model)
+    registry.check_name(model)
     if data not in DATASETS:
         raise ValueError(f"unknown data {data!r}; valid data sets: {', '.join(DATASETS)}")
-    task = registry.TASKS[model]
+    task = family_of(model).task
     wanted = _DATA_OF.get(model)
     if wanted is not None and data != wanted:
         raise ValueError(f"model {model!r} trains on data={wanted!r}, got {data!r}")
@@ -99,12 +103,13 @@ def _task(model: str, data: str) -> str:
     return task
 
 
+@renamed(seed="random_state")
 def load_data(
     data: str,
     size: int,
     n_train: int | None = None,
     n_test: int | None = None,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Train/test tensors: ``x_train (N, C, S, S)``, ``y_train (N,)``, ``x_test``, ``y_test`` and, for
     shapes, ``m_train``/``m_test`` ``(N, S, S)`` masks. The data does not depend on the training seed.
@@ -117,8 +122,8 @@ def load_data(
     from areacam import data as ac_data
 
     if data == "digits":
-        x_tr, y_tr = ac_data.digits("train", size=size, seed=seed)
-        x_te, y_te = ac_data.digits("test", size=size, seed=seed)
+        x_tr, y_tr = ac_data.digits("train", size=size, random_state=random_state)
+        x_te, y_te = ac_data.digits("test", size=size, random_state=random_state)
         out = dict(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
         if n_train is not None:
             out["x_train"], out["y_train"] = x_tr[:n_train], y_tr[:n_train]
@@ -128,7 +133,7 @@ def load_data(
     if data == "shapes":
         n_train = 2000 if n_train is None else n_train
         n_test = 500 if n_test is None else n_test
-        x, y, m = ac_data.shapes(n_train + n_test, size=size, seed=seed)
+        x, y, m = ac_data.shapes(n_train + n_test, size=size, random_state=random_state)
         return dict(
             x_train=x[:n_train],
             y_train=y[:n_train],
@@ -140,7 +145,7 @@ def load_data(
     if data == "volumes":
         n_train = 200 if n_train is None else n_train
         n_test = 50 if n_test is None else n_test
-        x, y, m = ac_data.volumes(n_train + n_test, size=size, seed=seed)
+        x, y, m = ac_data.volumes(n_train + n_test, size=size, random_state=random_state)
         return dict(
             x_train=x[:n_train], y_train=y[:n_train], m_train=m[:n_train],
             x_test=x[n_train:], y_test=y[n_train:], m_test=m[n_train:],
@@ -148,7 +153,7 @@ def load_data(
     if data == "signals":
         n_train = 2000 if n_train is None else n_train
         n_test = 500 if n_test is None else n_test
-        x, clean, a = ac_data.signals(n_train + n_test, length=size, seed=seed)
+        x, clean, a = ac_data.signals(n_train + n_test, length=size, random_state=random_state)
         zeros = torch.zeros(n_train + n_test, dtype=torch.int64)
         return dict(
             x_train=clean[:n_train], y_train=zeros[:n_train],
@@ -222,8 +227,13 @@ def evaluate(
     d: dict[str, torch.Tensor],
     batch_size: int = 128,
     device: str | torch.device = "cpu",
+    forward: Callable[[nn.Module, Batch], Any] | None = None,
 ) -> dict[str, Any]:
-    """Test metrics of ``model`` (eval mode) on ``d["x_test"]`` (see the module docstring)."""
+    """Test metrics of ``model`` (eval mode) on ``d["x_test"]`` (see the module docstring).
+
+    ``forward(model, batch)`` runs a generative model (default: ``model(batch.x)``).
+    """
+    forward = forward or _plain_forward
     was_training = model.training
     model.eval()
     x_te, y_te = d["x_test"], d["y_test"]
@@ -257,10 +267,7 @@ def evaluate(
         sq, base, kl_sum = 0.0, 0.0, 0.0
         for i in range(0, n, batch_size):
             xb = x_te[i : i + batch_size].to(device)
-            if isinstance(model, CVAE):
-                recon, mu, logvar = model(xb, y_te[i : i + batch_size].to(device))
-            else:
-                recon, mu, logvar = model(xb)
+            recon, mu, logvar = forward(model, Batch(xb, y_te[i : i + batch_size].to(device)))
             sq += float(((recon - xb) ** 2).sum())
             base += float(((mean_image.to(device) - xb) ** 2).sum())
             kl_sum += float(-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
@@ -296,31 +303,31 @@ def _reconstruction_scores(
 
 def _model_kwargs(model: str, data: str, size: int, d: dict[str, torch.Tensor], user: dict[str, Any]) -> dict:
     in_channels = int(d["x_train"].shape[1])
-    kw: dict[str, Any] = {}
-    task = registry.TASKS[model]
-    if task == "classification":
+    family = family_of(model)
+    if family.task == "classification":
         kw = dict(num_classes=10 if data == "digits" else 3, in_channels=in_channels, input_size=size)
-    elif task == "segmentation":
+    elif family.task == "segmentation":
         from areacam.data import SHAPE_CLASSES, VOLUME_CLASSES
 
         classes = SHAPE_CLASSES if data == "shapes" else VOLUME_CLASSES
         kw = dict(num_classes=1 + len(classes), in_channels=in_channels)
-    elif task == "reconstruction":
+    elif family.task == "reconstruction":
         kw = dict(in_channels=in_channels)
     else:
         kw = dict(in_channels=in_channels, input_size=size)
-        if model == "cvae":
+        if family.conditional:
             kw["num_classes"] = 10 if data == "digits" else 3
     kw.update(user)
     return kw
 
 
+@renamed(seed="random_state")
 def train(
     model: str,
     data: str,
     epochs: int | None = None,
     out: str | os.PathLike | None = None,
-    seed: int = 0,
+    random_state: int = 0,
     batch_size: int | None = None,
     lr: float | None = None,
     size: int | None = None,
@@ -339,107 +346,76 @@ def train(
         data: ``"digits"``, ``"shapes"``, ``"volumes"`` (``unet3d``) or ``"signals"`` (``signal_ae``).
         epochs, batch_size, lr, size, n_train, n_test: ``None`` takes :func:`defaults`.
         out: directory for ``epoch_XXX.pt`` checkpoints and ``metrics.json``; ``None`` writes nothing.
-        seed: seeds the weights init and the batch order (the run is deterministic for a fixed ``threads``).
+        random_state: seeds the weights init and the batch order (the run is deterministic for a fixed
+            ``threads``).
         model_kwargs: extra constructor arguments (e.g. ``{"backbone": "vgg16", "head": "32s"}``).
         threads: ``torch.set_num_threads`` during the run (restored afterwards); ``None``: unchanged.
-        progress: show a tqdm bar (stderr).
-        data_seed: seed of the data (split / generated shapes), independent of ``seed``.
+        progress: show a progress bar (stderr; needs tqdm).
+        data_seed: seed of the data (split / generated shapes), independent of ``random_state``.
 
     Returns:
         ``{"model", "data", "config", "history": [per-epoch dicts], "final": last epoch's dict,
         "time_s", "epoch_time_s": [...], "threads"}``.
     """
-    from tqdm.auto import tqdm
-
-    task = _task(model, data)
-    user_kw = dict(model_kwargs or {})
-    cfg = defaults(model, data, user_kw)
-    for key, value in dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, size=size, n_train=n_train, n_test=n_test
-    ).items():
-        if value is not None:
-            cfg[key] = value
-    for key in ("epochs", "batch_size", "size"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"{key} must be a positive int, got {cfg[key]!r}")
-    for key in ("n_train", "n_test"):
-        if cfg[key] is not None and (not isinstance(cfg[key], int) or cfg[key] < 1):
-            raise ValueError(f"{key} must be a positive int or None, got {cfg[key]!r}")
-    if not (isinstance(cfg["lr"], (int, float)) and cfg["lr"] > 0 and math.isfinite(cfg["lr"])):
-        raise ValueError(f"lr must be a positive number, got {cfg['lr']!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    family = family_of(model)
+    cfg = _config(model, data, model_kwargs, epochs=epochs, batch_size=batch_size, lr=lr, size=size,
+                  n_train=n_train, n_test=n_test)
+    if threads is not None:
+        check_int("threads", threads)
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
-    d = load_data(data, cfg["size"], cfg["n_train"], cfg["n_test"], seed=data_seed)
+    d = load_data(data, cfg["size"], cfg["n_train"], cfg["n_test"], random_state=data_seed)
     n = d["x_train"].shape[0]
-    kw = _model_kwargs(model, data, cfg["size"], d, user_kw)
+    kw = _model_kwargs(model, data, cfg["size"], d, dict(model_kwargs or {}))
     bs = min(cfg["batch_size"], n)
     steps_per_epoch = max(1, n // bs) if n % bs == 1 else math.ceil(n / bs)
 
     history: list[dict[str, Any]] = []
     epoch_times: list[float] = []
     start = time.perf_counter()
-    with _reproducible(seed, threads):
+    with _reproducible(random_state, threads):
         net = registry.create(model, **kw).to(device)
-        params = [p for name, p in net.named_parameters() if not name.startswith("discriminator.")]
-        opt = torch.optim.Adam(params, lr=cfg["lr"])
-        opt_d = None
-        if model == "vaegan":
-            opt_d = torch.optim.Adam(
-                net.discriminator.parameters(), lr=cfg["lr"] * VAEGAN_DISC_LR_SCALE, betas=(0.5, 0.999)
-            )
-        total_steps = cfg["epochs"] * steps_per_epoch
+        optimizers = family.optimizers(net, cfg["lr"])
         schedulers = [
-            torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total_steps) for o in (opt, opt_d) if o is not None
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=cfg["epochs"] * steps_per_epoch) for o in optimizers
         ]
-        gen = torch.Generator().manual_seed(seed)
-        bar = tqdm(
-            total=cfg["epochs"] * steps_per_epoch, disable=not progress, desc=f"{model}/{data}", dynamic_ncols=True
-        )
-        try:
+        gen = torch.Generator().manual_seed(random_state)
+        with progress_bar(cfg["epochs"] * steps_per_epoch, f"{model}/{data}", enabled=progress) as bar:
             for epoch in range(1, cfg["epochs"] + 1):
                 t0 = time.perf_counter()
                 net.train()
                 perm = torch.randperm(n, generator=gen)
                 sums: dict[str, float] = {}
-                seen = 0
                 for step in range(steps_per_epoch):
                     idx = perm[step * bs : (step + 1) * bs] if step < steps_per_epoch - 1 else perm[step * bs :]
-                    xb = d["x_train"][idx].to(device)
-                    yb = d["y_train"][idx].to(device)
-                    terms = _step(
-                        net, model, task, xb, yb, d["m_train"][idx].to(device) if "m_train" in d else None, opt, opt_d
-                    )
+                    batch = Batch(d["x_train"][idx].to(device), d["y_train"][idx].to(device),
+                                  d["m_train"][idx].to(device) if "m_train" in d else None)
+                    terms = family.step(net, batch, optimizers, family.forward)
                     for key, value in terms.items():
-                        sums[key] = sums.get(key, 0.0) + value * xb.shape[0]
-                    seen += xb.shape[0]
+                        sums[key] = sums.get(key, 0.0) + value * batch.x.shape[0]
                     for sched in schedulers:
                         sched.step()
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, loss=f"{terms['loss']:.4g}")
                 entry: dict[str, Any] = {"epoch": epoch}
-                entry.update({f"train_{k}": v / seen for k, v in sums.items()})
-                entry.update(evaluate(net, task, d, device=device))
+                entry.update({f"train_{k}": v / n for k, v in sums.items()})
+                entry.update(evaluate(net, family.task, d, device=device, forward=family.forward))
                 if not all(math.isfinite(v) for v in entry.values() if isinstance(v, float)):
                     raise FloatingPointError(f"training diverged at epoch {epoch}: {entry}")
                 history.append(entry)
                 epoch_times.append(time.perf_counter() - t0)
                 if out_dir is not None:
-                    registry.save(
-                        net, out_dir / f"epoch_{epoch:03d}.pt", epoch=epoch, metrics=entry, data=data, seed=seed
-                    )
-        finally:
-            bar.close()
-            used_threads = torch.get_num_threads()
+                    registry.save(net, out_dir / f"epoch_{epoch:03d}.pt", epoch=epoch, metrics=entry, data=data,
+                                  seed=random_state)
+        used_threads = torch.get_num_threads()
     metrics: dict[str, Any] = {
         "model": model,
         "data": data,
         "config": {
             **cfg,
-            "seed": seed,
+            "seed": random_state,
             "data_seed": data_seed,
             "model_kwargs": kw,
             "n_train": n,
@@ -460,44 +436,113 @@ def train(
     return metrics
 
 
-def _step(
-    net: nn.Module,
-    model: str,
-    task: str,
-    xb: torch.Tensor,
-    yb: torch.Tensor,
-    mb: torch.Tensor | None,
-    opt: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer | None,
-) -> dict[str, float]:
-    """One optimisation step; returns the loss terms as floats (``"loss"``: the main objective)."""
-    if task in ("classification", "segmentation"):
-        labels = yb if task == "classification" else mb  # per image, or per pixel
-        assert labels is not None
-        loss = F.cross_entropy(net(xb), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach())}
-    if task == "reconstruction":
-        loss = F.mse_loss(net(xb)[0], xb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach())}
-    if model == "cvae":
-        recon, mu, logvar = net(xb, yb)
-    else:
-        recon, mu, logvar = net(xb)
-    bce, kl = _vae_losses(recon, xb, mu, logvar)
-    if model != "vaegan":
-        loss = bce + kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), "bce": float(bce.detach()), "kl": float(kl.detach())}
+def _config(model: str, data: str, model_kwargs: dict[str, Any] | None, **given: Any) -> dict[str, Any]:
+    """:func:`defaults` updated by the settings given (not ``None``), each checked."""
+    cfg = defaults(model, data, dict(model_kwargs or {}))
+    cfg.update({key: value for key, value in given.items() if value is not None})
+    for key in ("epochs", "batch_size", "size"):
+        check_int(key, cfg[key])
+    for key in ("n_train", "n_test"):
+        if cfg[key] is not None:
+            check_int(key, cfg[key])
+    check_positive("lr", cfg["lr"])
+    return cfg
 
-    assert opt_d is not None
+
+# ------------------------------------------------------------------------------------------ families
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch: images ``x (B, C, S, S)``, labels ``y (B,)`` and, for shapes, masks ``m (B, S, S)``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    m: torch.Tensor | None = None
+
+
+Forward = Callable[[nn.Module, Batch], Any]
+Step = Callable[[nn.Module, Batch, list[torch.optim.Optimizer], Forward], dict[str, float]]
+
+
+def _plain_forward(net: nn.Module, batch: Batch) -> Any:
+    return net(batch.x)
+
+
+def _conditional_forward(net: nn.Module, batch: Batch) -> Any:
+    return net(batch.x, batch.y)
+
+
+def _minimise(loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _adam(net: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
+    params = [p for name, p in net.named_parameters() if not name.startswith("discriminator.")]
+    return [torch.optim.Adam(params, lr=lr)]
+
+
+def _adam_with_discriminator(net: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
+    disc = torch.optim.Adam(net.discriminator.parameters(), lr=lr * VAEGAN_DISC_LR_SCALE, betas=(0.5, 0.999))
+    return [*_adam(net, lr), disc]
+
+
+def _classification_step(net: nn.Module, batch: Batch, opts: list, forward: Forward) -> dict[str, float]:
+    """Cross-entropy on the image labels."""
+    loss = F.cross_entropy(forward(net, batch), batch.y)
+    _minimise(loss, opts[0])
+    return {"loss": float(loss.detach())}
+
+
+def _segmentation_step(net: nn.Module, batch: Batch, opts: list, forward: Forward) -> dict[str, float]:
+    """Pixel cross-entropy on the masks."""
+    if batch.m is None:
+        raise ValueError("a segmenter trains on masks: use data='shapes'")
+    loss = F.cross_entropy(forward(net, batch), batch.m)
+    _minimise(loss, opts[0])
+    return {"loss": float(loss.detach())}
+
+
+def _reconstruction_step(net: nn.Module, batch: Batch, opts: list, forward: Forward) -> dict[str, float]:
+    """Mean squared error of the reconstruction (element 0 of the output) against the input."""
+    loss = F.mse_loss(forward(net, batch)[0], batch.x)
+    _minimise(loss, opts[0])
+    return {"loss": float(loss.detach())}
+
+
+def _vae_step(net: nn.Module, batch: Batch, opts: list, forward: Forward) -> dict[str, float]:
+    """Pixel BCE + KL."""
+    recon, mu, logvar = forward(net, batch)
+    bce, kl = _vae_losses(recon, batch.x, mu, logvar)
+    loss = bce + kl
+    _minimise(loss, opts[0])
+    return {"loss": float(loss.detach()), "bce": float(bce.detach()), "kl": float(kl.detach())}
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one family of registered models trains: its task, forward pass, optimisers and step."""
+
+    task: str
+    step: Step
+    forward: Forward = _plain_forward
+    optimizers: Callable[[nn.Module, float], list[torch.optim.Optimizer]] = _adam
+    conditional: bool = False  # the model takes the labels too (and needs num_classes)
+
+
+def family_of(model: str) -> Family:
+    """The :class:`Family` of registered ``model`` (through :data:`models.registry.FAMILIES`)."""
+    return FAMILIES[registry.FAMILIES[registry.check_name(model)]]
+
+
+def _vaegan_step(net: nn.Module, batch: Batch, opts: list, forward: Forward) -> dict[str, float]:
+    """Pixel BCE + KL + discriminator feature matching + a low-weight adversarial term; then the discriminator."""
+    opt, opt_d = opts
+    xb = batch.x
+    recon, mu, logvar = forward(net, batch)
+    bce, kl = _vae_losses(recon, xb, mu, logvar)
     disc = net.discriminator
     b = xb.shape[0]
     x_prior = net.decoder(torch.randn_like(mu))
@@ -509,9 +554,7 @@ def _step(
     loss_d = F.binary_cross_entropy_with_logits(d_real, ones) + 0.5 * (
         F.binary_cross_entropy_with_logits(d_rec, zeros) + F.binary_cross_entropy_with_logits(d_pri, zeros)
     )
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
+    _minimise(loss_d, opt_d)
     # Encoder + decoder: pixel BCE + KL + feature matching + low-weight adversarial term.
     for p in disc.parameters():
         p.requires_grad_(False)
@@ -522,9 +565,7 @@ def _step(
         fm = F.mse_loss(f_rec, f_real.detach(), reduction="sum") / b
         adv = 0.5 * (F.binary_cross_entropy_with_logits(g_rec, ones) + F.binary_cross_entropy_with_logits(g_pri, ones))
         loss = bce + kl + VAEGAN_FM_WEIGHT * fm + VAEGAN_ADV_WEIGHT * adv
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _minimise(loss, opt)
     finally:
         for p in disc.parameters():
             p.requires_grad_(True)
@@ -538,3 +579,14 @@ def _step(
         "d_real": float(torch.sigmoid(d_real.detach()).mean()),
         "d_fake": float(torch.sigmoid(d_rec.detach()).mean()),
     }
+
+
+#: Training recipe per family; :data:`models.registry.FAMILIES` maps each model name to one.
+FAMILIES: dict[str, Family] = {
+    "classifier": Family("classification", _classification_step),
+    "segmenter": Family("segmentation", _segmentation_step),
+    "vae": Family("generative", _vae_step),
+    "cvae": Family("generative", _vae_step, forward=_conditional_forward, conditional=True),
+    "vaegan": Family("generative", _vaegan_step, optimizers=_adam_with_discriminator),
+    "autoencoder": Family("reconstruction", _reconstruction_step),
+}

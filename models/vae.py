@@ -19,17 +19,13 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from areacam.checks import check_int
+
 __all__ = ["CVAE", "DVAE", "VAE", "VAEGAN", "ConvDecoder", "ConvEncoder", "Discriminator", "LinearVAE"]
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_size(input_size: int, factor: int = 8) -> None:
-    _check_positive_int("input_size", input_size)
+    check_int("input_size", input_size)
     if input_size % factor != 0:
         raise ValueError(
             f"input_size must be a positive multiple of {factor} (three stride-2 convolutions), got {input_size}"
@@ -136,10 +132,10 @@ class VAE(nn.Module):
 
     def __init__(self, in_channels: int = 1, input_size: int = 32, latent_dim: int = 16, width: int = 32):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
+        check_int("in_channels", in_channels)
         _check_size(input_size)
-        _check_positive_int("latent_dim", latent_dim)
-        _check_positive_int("width", width)
+        check_int("latent_dim", latent_dim)
+        check_int("width", width)
         self.areacam_spec = {
             "name": self.registry_name,
             "kwargs": dict(in_channels=in_channels, input_size=input_size, latent_dim=latent_dim, width=width),
@@ -167,7 +163,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode ``n`` draws from the prior: ``(n, C, S, S)``."""
-        _check_positive_int("n", n)
+        check_int("n", n)
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
         return self.decode(z)
@@ -234,8 +230,8 @@ class CVAE(VAE):
         label_dropout: float = 0.2,
     ) -> None:
         super().__init__(in_channels, input_size, latent_dim, width)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("embed_dim", embed_dim)
+        check_int("num_classes", num_classes)
+        check_int("embed_dim", embed_dim)
         if not 0.0 <= label_dropout <= 1.0:
             raise ValueError(f"label_dropout must be in [0, 1], got {label_dropout!r}")
         self.areacam_spec["kwargs"].update(num_classes=num_classes, embed_dim=embed_dim, label_dropout=label_dropout)
@@ -305,7 +301,7 @@ class CVAE(VAE):
         self, n: int, y: int | torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Decode ``n`` prior draws conditioned on ``y``: ``(n, C, S, S)``."""
-        _check_positive_int("n", n)
+        check_int("n", n)
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
         return self.decode(z, y)
@@ -326,10 +322,10 @@ class LinearVAE(nn.Module):
 
     def __init__(self, in_channels: int = 1, input_size: int = 32, latent_dim: int = 16, hidden: int = 256) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("latent_dim", latent_dim)
-        _check_positive_int("hidden", hidden)
+        check_int("in_channels", in_channels)
+        check_int("input_size", input_size)
+        check_int("latent_dim", latent_dim)
+        check_int("hidden", hidden)
         self.areacam_spec = {
             "name": "linear_vae",
             "kwargs": dict(in_channels=in_channels, input_size=input_size, latent_dim=latent_dim, hidden=hidden),
@@ -379,7 +375,7 @@ class LinearVAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode ``n`` draws from the prior: ``(n, C, S, S)``."""
-        _check_positive_int("n", n)
+        check_int("n", n)
         device = next(self.parameters()).device
         return self.decode(torch.randn(n, self.latent_dim, generator=generator).to(device))
 
@@ -435,7 +431,7 @@ class VAEGAN(VAE):
         disc_width: int = 16,
     ) -> None:
         super().__init__(in_channels, input_size, latent_dim, width)
-        _check_positive_int("disc_width", disc_width)
+        check_int("disc_width", disc_width)
         self.areacam_spec["kwargs"]["disc_width"] = disc_width
         self.discriminator = Discriminator(in_channels, input_size, disc_width)
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             args.data,
             epochs=args.epochs,
             out=args.out,
-            seed=args.seed,
+            random_state=args.seed,
             batch_size=args.batch_size,
             lr=args.lr,
             size=args.size,

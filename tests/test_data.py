@@ -34,12 +34,12 @@ def test_digits_split_is_a_seeded_partition_of_the_whole_set():
     raw = torch.from_numpy(load_digits().images.astype(np.float32) / 16.0)
     x_all, _y_all = data.digits("all", size=8)
     assert torch.equal(x_all[:, 0], raw)
-    x_tr, _ = data.digits("train", size=8, seed=3)
-    x_te, _ = data.digits("test", size=8, seed=3)
+    x_tr, _ = data.digits("train", size=8, random_state=3)
+    x_te, _ = data.digits("test", size=8, random_state=3)
     rows = lambda x: {tuple(r) for r in x.flatten(1).tolist()}  # noqa: E731
     assert rows(x_tr) | rows(x_te) == rows(x_all)
-    assert torch.equal(data.digits("train", seed=3)[0], data.digits("train", seed=3)[0])
-    assert not torch.equal(data.digits("train", seed=3)[0], data.digits("train", seed=4)[0])
+    assert torch.equal(data.digits("train", random_state=3)[0], data.digits("train", random_state=3)[0])
+    assert not torch.equal(data.digits("train", random_state=3)[0], data.digits("train", random_state=4)[0])
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_digits_argument_errors(kwargs, error, words):
 
 
 def test_shapes_shapes_dtypes_ranges():
-    images, labels, masks = data.shapes(12, size=48, seed=0)
+    images, labels, masks = data.shapes(12, size=48, random_state=0)
     assert images.shape == (12, 3, 48, 48) and images.dtype == torch.float32
     assert labels.shape == (12,) and labels.dtype == torch.int64
     assert masks.shape == (12, 48, 48) and masks.dtype == torch.int64
@@ -76,7 +76,7 @@ def test_shapes_shapes_dtypes_ranges():
 
 
 def test_shapes_all_classes_and_colours_occur():
-    images, labels, masks = data.shapes(60, size=32, seed=1)
+    images, labels, masks = data.shapes(60, size=32, random_state=1)
     assert set(labels.tolist()) == {0, 1, 2}
     colours = {tuple(images[i][:, masks[i] > 0][:, 0].tolist()) for i in range(60)}
     palette = {tuple(float(np.float32(c)) for c in col) for col in data.SHAPE_COLORS}
@@ -84,10 +84,10 @@ def test_shapes_all_classes_and_colours_occur():
 
 
 def test_shapes_are_seeded_and_prefix_stable():
-    a = data.shapes(6, size=32, seed=5)
-    b = data.shapes(6, size=32, seed=5)
-    c = data.shapes(3, size=32, seed=5)
-    d = data.shapes(6, size=32, seed=6)
+    a = data.shapes(6, size=32, random_state=5)
+    b = data.shapes(6, size=32, random_state=5)
+    c = data.shapes(3, size=32, random_state=5)
+    d = data.shapes(6, size=32, random_state=6)
     for ta, tb, tc, td in zip(a, b, c, d):
         assert torch.equal(ta, tb)
         assert torch.equal(ta[:3], tc)
@@ -96,7 +96,7 @@ def test_shapes_are_seeded_and_prefix_stable():
 
 @pytest.mark.parametrize("size", [16, 37, 64, 128])
 def test_shapes_masks_are_exactly_the_painted_pixels(size):
-    images, _labels, masks = data.shapes(8, size=size, seed=2)
+    images, _labels, masks = data.shapes(8, size=size, random_state=2)
     for i in range(8):
         inside = masks[i] > 0
         colour = images[i][:, inside][:, 0]
@@ -139,7 +139,7 @@ def test_draw_shape_polygons_have_their_area():
         ((-3,), {}, ValueError, "n must be >= 1, got -3"),
         ((2,), dict(size=8), ValueError, "size must be >= 16, got 8"),
         ((2.0,), {}, TypeError, "n must be an int"),
-        ((2,), dict(seed=-1), ValueError, "seed must be >= 0"),
+        ((2,), dict(random_state=-1), ValueError, "random_state must be >= 0"),
     ],
 )
 def test_shapes_argument_errors(args, kwargs, error, match):
@@ -196,10 +196,10 @@ def test_photo_errors():
 
 
 def test_volumes_masks_are_the_noise_free_objects():
-    volumes, labels, masks = data.volumes(6, size=16, seed=2)
+    volumes, labels, masks = data.volumes(6, size=16, random_state=2)
     assert volumes.shape == (6, 1, 16, 16, 16) and labels.shape == (6,) and masks.shape == (6, 16, 16, 16)
     assert set(labels.tolist()) == {0, 1} and torch.equal(masks.amax((1, 2, 3)), labels + 1)
-    again, _, _ = data.volumes(3, size=16, seed=2)
+    again, _, _ = data.volumes(3, size=16, random_state=2)
     assert torch.equal(again, volumes[:3])
     cube = int((labels == 1).nonzero()[0])
     inside = (masks[cube] > 0).nonzero()
@@ -208,7 +208,7 @@ def test_volumes_masks_are_the_noise_free_objects():
 
 
 def test_signals_differ_from_clean_exactly_on_one_window():
-    noisy, clean, masks = data.signals(40, length=96, seed=1)
+    noisy, clean, masks = data.signals(40, length=96, random_state=1)
     assert noisy.shape == clean.shape == (40, 1, 96) and masks.shape == (40, 96)
     assert torch.equal(noisy[:, 0][~masks], clean[:, 0][~masks])
     widths = masks.sum(1)

@@ -12,8 +12,10 @@ import pytest
 from _demo_run import quick_demo
 
 from areacam.app import demo
-from areacam.app.demo.common import MODELS, Context, Figure, panel_figure
+from areacam.app.demo.common import Context, Figure
 from areacam.app.demo.report import CHECK_ID
+from areacam.app.demo.settings import MODELS
+from areacam.viz import panel_grid
 
 EXPECTED = [
     "saliency_per_class.png", "filters_by_depth.png", "first_layer_kernels.png", "feature_maps_by_depth.png",
@@ -81,7 +83,7 @@ def test_checkpoints_per_epoch_and_reuse(run):
 
 def _fake_stage(ctx: Context) -> list[Figure]:
     rng = np.random.default_rng(0)
-    panel_figure([[rng.random((8, 8))]], ctx.path("fake.png"))
+    panel_grid([[rng.random((8, 8))]], path=ctx.path("fake.png"))
     return [Figure("fake.png", "classifier", "Fake", "A fake figure used to test the stage plumbing.")]
 
 

@@ -91,7 +91,7 @@ def test_pca_coords_match_sklearn_and_3d(models):
     expected = PCA(n_components=3, random_state=0).fit_transform(result.features.astype(np.float64))
     np.testing.assert_allclose(result.coords, expected, rtol=1e-6, atol=1e-6)
     assert result.coords.shape == (20, 3) and result.labels is None
-    fig = result.figure()
+    fig = result.plot()
     assert fig.axes[0].name == "3d"
 
 
@@ -109,7 +109,7 @@ def test_export_for_the_projector_and_figure(models, tmp_path):
     assert sprite.shape == (64, 64, 3)  # ceil(sqrt(10)) = 4 thumbnails of 16 px per side
     config = (out / "projector_config.pbtxt").read_text()
     assert 'tensor_path: "tensors.tsv"' in config and "single_image_dim: 16" in config
-    result.figure(path=tmp_path / "scatter.png")
+    result.plot(path=tmp_path / "scatter.png")
     assert (tmp_path / "scatter.png").stat().st_size > 1000
 
 

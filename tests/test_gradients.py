@@ -111,7 +111,7 @@ METHODS = [
     ac.Saliency,
     ac.GuidedBackprop,
     ac.InputXGradient,
-    lambda m: ac.SmoothGrad(m, samples=3, noise=0.1, random_state=0),
+    lambda m: ac.SmoothGrad(m, num_samples=3, noise=0.1, random_state=0),
     lambda m: ac.GuidedGradCAM(m, "conv1"),
 ]
 
@@ -133,41 +133,41 @@ def test_gradient_is_zero_outside_the_receptive_field(make, target):
 
 
 def test_smoothgrad_reproducible_and_reduces_to_saliency(resnet, images):
-    first = ac.SmoothGrad(resnet, samples=3, random_state=7)(images, ac.Class(2))
-    second = ac.SmoothGrad(resnet, samples=3, random_state=7)(images, ac.Class(2))
-    other = ac.SmoothGrad(resnet, samples=3, random_state=8)(images, ac.Class(2))
+    first = ac.SmoothGrad(resnet, num_samples=3, random_state=7)(images, ac.Class(2))
+    second = ac.SmoothGrad(resnet, num_samples=3, random_state=7)(images, ac.Class(2))
+    other = ac.SmoothGrad(resnet, num_samples=3, random_state=8)(images, ac.Class(2))
     assert torch.equal(first.raw, second.raw)
     assert not torch.allclose(first.raw, other.raw)
     plain = ac.Saliency(resnet)(images, [ac.Class(2), ac.Class(6)])
-    smooth = ac.SmoothGrad(resnet, samples=1, noise=0.0)(images, [ac.Class(2), ac.Class(6)])
+    smooth = ac.SmoothGrad(resnet, num_samples=1, noise=0.0)(images, [ac.Class(2), ac.Class(6)])
     torch.testing.assert_close(smooth.raw, plain.raw)
     torch.testing.assert_close(smooth.scores, plain.scores)
 
 
 def test_smoothgrad_per_sample_targets_follow_their_samples(resnet, images):
     # regression: noisy copies ran as one batch of samples x B and Class([i, j]) no longer matched
-    both = ac.SmoothGrad(resnet, samples=3, random_state=1)(images, ac.Class([2, 7]))
-    first = ac.SmoothGrad(resnet, samples=3, random_state=1)(images, ac.Class(2))
-    second = ac.SmoothGrad(resnet, samples=3, random_state=1)(images, ac.Class(7))
+    both = ac.SmoothGrad(resnet, num_samples=3, random_state=1)(images, ac.Class([2, 7]))
+    first = ac.SmoothGrad(resnet, num_samples=3, random_state=1)(images, ac.Class(2))
+    second = ac.SmoothGrad(resnet, num_samples=3, random_state=1)(images, ac.Class(7))
     torch.testing.assert_close(both.raw[0], first.raw[0])
     torch.testing.assert_close(both.raw[1], second.raw[1])
     weights = torch.zeros(2, 64, 64)
     weights[0, :8, :8] = 1
     weights[1, 30:, 30:] = 2
-    masked = ac.SmoothGrad(two_convs_rgb(), samples=2, random_state=0)(images, ac.Area(mask=weights))
+    masked = ac.SmoothGrad(two_convs_rgb(), num_samples=2, random_state=0)(images, ac.Area(mask=weights))
     assert masked.raw.shape == (2, 1, 3, 64, 64)
 
 
 def test_smoothgrad_chunks_do_not_change_the_result(resnet, images):
-    whole = ac.SmoothGrad(resnet, samples=4, random_state=3, chunk=64)(images, ac.Class(1))
-    pieces = ac.SmoothGrad(resnet, samples=4, random_state=3, chunk=2)(images, ac.Class(1))
+    whole = ac.SmoothGrad(resnet, num_samples=4, random_state=3, batch_size=64)(images, ac.Class(1))
+    pieces = ac.SmoothGrad(resnet, num_samples=4, random_state=3, batch_size=2)(images, ac.Class(1))
     torch.testing.assert_close(whole.raw, pieces.raw, rtol=1e-4, atol=1e-7)
 
 
 def test_smoothgrad_arguments():
     model = TwoConvs()
     with pytest.raises(ValueError, match="samples"):
-        ac.SmoothGrad(model, samples=0)
+        ac.SmoothGrad(model, num_samples=0)
     with pytest.raises(ValueError, match="noise"):
         ac.SmoothGrad(model, noise=-0.1)
 
@@ -189,3 +189,12 @@ def test_guided_backprop_warns_without_relu_modules():
     with pytest.warns(UserWarning, match="no nn.ReLU"):
         guided = ac.GuidedBackprop(model)(x, ac.Class(0))
     torch.testing.assert_close(guided.raw, ac.Saliency(model)(x, ac.Class(0)).raw)
+
+
+def test_old_argument_names_still_work_with_a_warning():
+    model = TwoConvs()
+    with pytest.warns(DeprecationWarning, match="samples= is deprecated.*num_samples="):
+        old = ac.SmoothGrad(model, samples=2, chunk=4)
+    assert (old.num_samples, old.batch_size) == (2, 4)
+    with pytest.raises(TypeError, match="got both samples="):
+        ac.SmoothGrad(model, samples=2, num_samples=3)

@@ -20,7 +20,7 @@ EXPLAINERS = [
     lambda m: ac.InputXGradient(m),
     lambda m: ac.GuidedBackprop(m),
     lambda m: ac.GuidedGradCAM(m, "layer3"),
-    lambda m: ac.SmoothGrad(m, samples=2, random_state=0),
+    lambda m: ac.SmoothGrad(m, num_samples=2, random_state=0),
     lambda m: ac.XGradCAM(m, "layer3"),
     lambda m: ac.EigenCAM(m, "layer3"),
     lambda m: ac.ScoreCAM(m, "layer1", batch_size=64),

@@ -35,7 +35,7 @@ def _segmenter() -> nn.Module:
 @pytest.fixture(scope="module")
 def trained(one_thread):
     """A foreground/background segmenter of the shapes (test IoU ~0.9 after 2-3 s), and 8 unseen images."""
-    images, _, labels = data.shapes(168, size=32, seed=0)
+    images, _, labels = data.shapes(168, size=32, random_state=0)
     foreground = (labels > 0).long()
     torch.manual_seed(0)
     model = _segmenter()

@@ -226,7 +226,7 @@ def test_sample_decodes_prior_draws(name):
     model = make(name)
     out = model.sample(3, generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, *INPUT[name][1:])
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
         model.sample(0)
 
 

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from areacam.app.demo.common import Figure, panel_figure
+from areacam.app.demo.common import Figure
 from areacam.app.demo.report import write_report
+from areacam.viz import panel_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")
@@ -29,7 +30,7 @@ def _report(folder: Path, missing: bool = False) -> Path:
     figures = []
     for i, group in enumerate(["autoencoder", "segmentation", "classifier"]):
         file = f"fig{i}.png"
-        panel_figure([[rng.random((16, 16)), rng.random((16, 16, 3))]], folder / "figures" / file)
+        panel_grid([[rng.random((16, 16)), rng.random((16, 16, 3))]], path=folder / "figures" / file)
         figures.append(Figure(file, group, f"Figure {i}", "A caption long enough to read."))
     if missing:
         figures.append(Figure("not_there.png", "classifier", "Missing", "This image does not exist."))

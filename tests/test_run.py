@@ -89,7 +89,7 @@ def dataset(tmp_path_factory) -> dict:
     """A folder of PNG shapes with a parallel mask folder, one unreadable file and one mask of the wrong size."""
     root = tmp_path_factory.mktemp("runs")
     (root / "tinyseg.py").write_text(MODEL)
-    images, _, masks = shapes(N, size=16, seed=3)
+    images, _, masks = shapes(N, size=16, random_state=3)
     for i in range(N):
         sub = f"part{i % 3}"
         (root / "images" / sub).mkdir(parents=True, exist_ok=True)

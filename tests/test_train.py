@@ -26,9 +26,9 @@ def _strip_times(metrics: dict) -> dict:
 
 
 def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
-    a = T.train("vae", "digits", out=tmp_path / "a", seed=7, model_kwargs=TINY_VAE, **TINY)
-    b = T.train("vae", "digits", out=tmp_path / "b", seed=7, model_kwargs=TINY_VAE, **TINY)
-    c = T.train("vae", "digits", out=tmp_path / "c", seed=8, model_kwargs=TINY_VAE, **TINY)
+    a = T.train("vae", "digits", out=tmp_path / "a", random_state=7, model_kwargs=TINY_VAE, **TINY)
+    b = T.train("vae", "digits", out=tmp_path / "b", random_state=7, model_kwargs=TINY_VAE, **TINY)
+    c = T.train("vae", "digits", out=tmp_path / "c", random_state=8, model_kwargs=TINY_VAE, **TINY)
     assert _strip_times(a) == _strip_times(b)
     assert a["final"]["test_mse"] != c["final"]["test_mse"]
     sa = models.load_checkpoint(tmp_path / "a" / "epoch_001.pt")["state_dict"]
@@ -43,14 +43,14 @@ def test_train_restores_global_state():
     expected_next = torch.rand(3)
     torch.manual_seed(123)
     det = torch.are_deterministic_algorithms_enabled()
-    T.train("vae", "digits", seed=1, threads=2, model_kwargs=TINY_VAE, **TINY)
+    T.train("vae", "digits", random_state=1, threads=2, model_kwargs=TINY_VAE, **TINY)
     assert torch.get_num_threads() == 1  # the fixture's setting, not the run's 2
     assert torch.are_deterministic_algorithms_enabled() == det
     assert torch.equal(torch.rand(3), expected_next)  # the global RNG stream is untouched
 
 
 def test_outputs_checkpoints_and_metrics_json(tmp_path):
-    metrics = T.train("vae", "digits", out=tmp_path, seed=0, model_kwargs=TINY_VAE, **{**TINY, "epochs": 2})
+    metrics = T.train("vae", "digits", out=tmp_path, random_state=0, model_kwargs=TINY_VAE, **{**TINY, "epochs": 2})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_001.pt", "epoch_002.pt", "metrics.json"]
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
@@ -68,7 +68,7 @@ def test_outputs_checkpoints_and_metrics_json(tmp_path):
 
 
 def test_mean_image_baseline_is_the_mse_of_the_training_mean():
-    metrics = T.train("linear_vae", "digits", seed=0, model_kwargs=dict(hidden=8, latent_dim=2), **TINY)
+    metrics = T.train("linear_vae", "digits", random_state=0, model_kwargs=dict(hidden=8, latent_dim=2), **TINY)
     d = T.load_data("digits", 32, 24, 8)
     baseline = ((d["x_train"].mean(0, keepdim=True) - d["x_test"]) ** 2).mean()
     assert metrics["final"]["baseline_mse"] == pytest.approx(float(baseline), rel=1e-6)
@@ -99,7 +99,7 @@ def test_mean_image_baseline_is_the_mse_of_the_training_mean():
 )
 def test_every_task_trains_one_epoch(model, data, kwargs, keys):
     size = {"digits": 32, "shapes": 64 if model == "fcn" else 32, "volumes": 16, "signals": 64}[data]
-    metrics = T.train(model, data, seed=0, size=size, model_kwargs=kwargs, **TINY)
+    metrics = T.train(model, data, random_state=0, size=size, model_kwargs=kwargs, **TINY)
     final = metrics["final"]
     assert keys <= set(final)
     for key, value in final.items():
@@ -137,8 +137,8 @@ def test_defaults_per_model_and_backbone():
         (("unet3d", "shapes"), {}, ValueError, "model 'unet3d' trains on data='volumes', got 'shapes'"),
         (("vae", "signals"), {}, ValueError, "data 'signals' is for model signal_ae, not for the image model 'vae'"),
         (("fcn", "digits"), {}, ValueError, "data='shapes'"),
-        (("vae", "digits"), dict(epochs=0), ValueError, "epochs must be a positive int, got 0"),
-        (("vae", "digits"), dict(lr=-1.0), ValueError, "lr must be a positive number"),
+        (("vae", "digits"), dict(epochs=0), ValueError, "epochs must be >= 1, got 0"),
+        (("vae", "digits"), dict(lr=-1.0), ValueError, "lr must be > 0 and finite, got -1.0"),
         (("vae", "digits"), dict(threads=0), ValueError, "threads"),
     ],
 )

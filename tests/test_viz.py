@@ -95,3 +95,15 @@ def test_save_png_round_trip(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (5, 6, 3), dtype=np.uint8)
     path = save_png(tmp_path / "a.png", rgb)
     np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), rgb)
+
+
+def test_figures_leave_pyplot_alone(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    before = plt.get_fignums()
+    fig = ac.grid_figure(np.zeros((1, 2, 8, 8, 3), np.uint8), titles=["a", "b"], path=tmp_path / "g.png")
+    assert type(fig).__name__ == "Figure" and len(fig.axes) == 2
+    assert plt.get_fignums() == before  # not registered with pyplot: nothing to close, no leak
+    assert matplotlib.get_backend() == backend

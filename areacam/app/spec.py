@@ -171,7 +171,7 @@ def _methods() -> dict[str, Method]:
         Method("guided-gradcam", True, cam(GuidedGradCAM), "guided backprop x Grad-CAM"),
         Method("saliency", False, grad(Saliency), "input gradient"),
         Method("guided-backprop", False, grad(GuidedBackprop), "guided backpropagation"),
-        Method("smoothgrad", False, grad(SmoothGrad, samples=16, random_state=0), "SmoothGrad (16 samples)"),
+        Method("smoothgrad", False, grad(SmoothGrad, num_samples=16, random_state=0), "SmoothGrad (16 samples)"),
         Method("inputxgradient", False, grad(InputXGradient), "input x gradient"),
         Method("integrated-gradients", False, grad(IntegratedGradients, batch_size=32),
                "Integrated Gradients (zero baseline, 50 Gauss-Legendre steps)"),

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from .common import MODELS, Context, Figure, StageSkipped
+from .common import Context, Figure, StageSkipped
+from .settings import MODELS
 
 __all__ = ["STAGES", "Stage", "expected_figures", "run_demo"]
 

@@ -6,8 +6,8 @@ import torch
 
 import areacam as ac
 
-from ...viz import gradient_image, overlay, to_rgb
-from .common import Context, Figure, draw_box, panel_figure, sample_per_class
+from ...viz import region_figure
+from .common import Context, Figure, sample_per_class
 
 __all__ = ["BOXES", "area_gradcam"]
 
@@ -29,18 +29,9 @@ def area_gradcam(ctx: Context, key: str) -> list[Figure]:
     guided = ac.GuidedBackprop(model)(x, targets)
     with torch.no_grad():
         recon = model.eval()(x)[0]
-    rgb, rec = to_rgb(x), to_rgb(recon.clamp(0, 1))
-    rows = []
-    for i, box in enumerate(BOXES):  # row i explains box i on sample i
-        rows.append([
-            draw_box(rgb[i], box),
-            draw_box(rec[i], box),
-            gradient_image(guided.raw[i, i]),
-            overlay(rgb[i], cam.maps[i, i]),
-        ])
+    rows = torch.arange(len(BOXES))  # row i explains box i on sample i
     file = f"area_gradcam_{key}.png"
-    panel_figure(rows, ctx.path(file), col_titles=["input + box", "reconstruction", "guided backprop",
-                                                   "area Grad-CAM"])
+    region_figure(x, recon.clamp(0, 1), BOXES, guided.raw[rows, rows], cam.maps[rows, rows], path=ctx.path(file))
     name = TITLES[key]
     return [Figure(file, "autoencoder", f"Area Grad-CAM on {name} reconstructions",
                    f"{name} on digits. Each row explains the sum of the reconstruction inside the red box "

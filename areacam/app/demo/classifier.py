@@ -6,8 +6,8 @@ import torch
 
 import areacam as ac
 
-from ...viz import gradient_image, overlay, to_rgb
-from .common import Context, Figure, panel_figure, sample_per_class
+from ...viz import gradient_image, overlay, panel_grid, to_rgb
+from .common import Context, Figure, sample_per_class
 
 __all__ = ["explanations_by_epoch", "gradcam_by_layer", "saliency_per_class"]
 
@@ -30,7 +30,7 @@ def saliency_per_class(ctx: Context) -> list[Figure]:
         [gradient_image(g[0]) for g in guided.raw],
     ]
     cols = [f"class {int(c)} (pred {int(p)})" for c, p in zip(y, pred)]
-    panel_figure(rows, ctx.path("saliency_per_class.png"), col_titles=cols,
+    panel_grid(rows, path=ctx.path("saliency_per_class.png"), col_titles=cols,
                  row_titles=["input", "saliency", "guided backprop"])
     return [Figure("saliency_per_class.png", "classifier", "Saliency maps per class",
                    "Digits classifier: one test digit per class; the input gradient (saliency) and guided "
@@ -60,7 +60,7 @@ def _layer_figure(ctx: Context, rows: list, names: list[str], y: torch.Tensor) -
 
     n = len(y)
     cols = [f"Grad-CAM: {SHAPE_CLASSES[int(c)]}" for c in y] + [f"Grad-CAM++: {SHAPE_CLASSES[int(c)]}" for c in y]
-    panel_figure(rows, ctx.path("gradcam_vs_gradcampp_layers.png"), col_titles=cols, row_titles=names)
+    panel_grid(rows, path=ctx.path("gradcam_vs_gradcampp_layers.png"), col_titles=cols, row_titles=names)
     return [Figure("gradcam_vs_gradcampp_layers.png", "classifier", "Grad-CAM vs Grad-CAM++ across layers",
                    f"Shapes classifier, {n} test images, true class. Left: Grad-CAM; right: Grad-CAM++; one row "
                    "per block (deeper = coarser, more semantic). Grad-CAM++ spreads over the whole object.")]
@@ -82,7 +82,7 @@ def explanations_by_epoch(ctx: Context) -> list[Figure]:
         acc = history.get(epoch, {}).get("test_accuracy")
         titles.append(f"epoch {epoch}" + (f" (acc {acc:.0%})" if acc is not None else ""))
     rows = [list(r) for r in zip(*columns)]
-    panel_figure(rows, ctx.path("explanations_by_epoch.png"), col_titles=titles,
+    panel_grid(rows, path=ctx.path("explanations_by_epoch.png"), col_titles=titles,
                  row_titles=[f"digit {int(c)}" for c in y])
     return [Figure("explanations_by_epoch.png", "classifier", "Explanations across training epochs",
                    "Digits classifier, Grad-CAM (block3) of the true class with the checkpoint saved after "

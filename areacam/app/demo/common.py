@@ -1,10 +1,9 @@
-"""Shared demo plumbing: the run context, model training with reusable checkpoints, figure saving."""
+"""The demo's run context: where figures go, trained models with reusable checkpoints, held-out data."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "Context", "Figure", "ModelSpec", "StageSkipped", "sample_per_class"]
+from ...progress import progress_bar
+from .settings import MODELS
+
+__all__ = ["GROUPS", "Context", "Figure", "StageSkipped", "label_colors", "sample_per_class"]
 
 # Use-case groups of the report, in page order.
 GROUPS = {
@@ -35,58 +37,6 @@ class Figure:
     group: str
     title: str
     caption: str
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How the demo trains one reference model (``models.train.train`` arguments), quick and full."""
-
-    name: str
-    data: str
-    quick: dict[str, Any]
-    full: dict[str, Any]
-
-
-_CLS = dict(width=8, hidden=64)
-_VAE = dict(width=16, latent_dim=8)
-_FCN = dict(backbone="alexnet", head="8s", head_width=64)
-_UNET = dict(encoder_name="resnet18", encoder_depth=4, decoder_channels=[32, 16, 16, 8])
-
-MODELS: dict[str, ModelSpec] = {
-    "digits_classifier": ModelSpec(
-        "classifier", "digits",
-        quick=dict(epochs=3, n_train=480, n_test=100, size=32, batch_size=32, lr=3e-3, model_kwargs=_CLS),
-        full=dict(epochs=6, size=32, batch_size=64, lr=2e-3, model_kwargs=dict(width=16, hidden=128)),
-    ),
-    "shapes_classifier": ModelSpec(
-        "classifier", "shapes",
-        quick=dict(epochs=4, n_train=1000, n_test=64, size=32, batch_size=32, lr=1e-3, model_kwargs=_CLS),
-        full=dict(epochs=10, n_train=2000, n_test=300, size=64, batch_size=64, lr=1e-3,
-                  model_kwargs=dict(width=16, hidden=128)),
-    ),
-    "vae": ModelSpec(
-        "vae", "digits",
-        quick=dict(epochs=4, n_train=800, n_test=64, size=32, batch_size=32, lr=3e-3, model_kwargs=_VAE),
-        full=dict(epochs=10, size=32, batch_size=32, lr=2e-3, model_kwargs=dict(width=32, latent_dim=16)),
-    ),
-    "vaegan": ModelSpec(
-        "vaegan", "digits",
-        quick=dict(epochs=3, n_train=512, n_test=64, size=32, batch_size=32, lr=2e-3, model_kwargs=_VAE),
-        full=dict(epochs=8, size=32, batch_size=32, lr=1e-3, model_kwargs=dict(width=32, latent_dim=16)),
-    ),
-    "fcn": ModelSpec(
-        "fcn", "shapes",
-        quick=dict(epochs=3, n_train=128, n_test=32, size=64, batch_size=16, lr=1e-3, model_kwargs=_FCN),
-        full=dict(epochs=10, n_train=1000, n_test=200, size=64, batch_size=16, lr=1e-3,
-                  model_kwargs=dict(backbone="alexnet", head="8s", head_width=128)),
-    ),
-    "unet": ModelSpec(
-        "unet", "shapes",
-        quick=dict(epochs=2, n_train=96, n_test=32, size=64, batch_size=16, lr=1e-3, model_kwargs=_UNET),
-        full=dict(epochs=10, n_train=1000, n_test=200, size=64, batch_size=16, lr=1e-3,
-                  model_kwargs=dict(encoder_name="resnet18", decoder_channels=[128, 64, 32, 16, 16])),
-    ),
-}
 
 
 @dataclass
@@ -155,7 +105,7 @@ class Context:
         else:
             for old in folder.glob("epoch_*.pt"):
                 old.unlink()
-            train(spec.name, spec.data, out=folder, seed=0, progress=self.progress, **settings)
+            train(spec.name, spec.data, out=folder, random_state=0, progress=self.progress, **settings)
             stamp.write_text(json.dumps(wanted, indent=2) + "\n")
             self.log.append(f"trained {key} ({settings['epochs']} epochs) into {folder}")
         self._metrics[key] = json.loads(metrics_file.read_text())
@@ -168,16 +118,9 @@ class Context:
         s = self.settings(key)
         return load_data(MODELS[key].data, s["size"], s.get("n_train"), s.get("n_test"))
 
-    @contextmanager
-    def bar(self, stage: str, total: int) -> Iterator[Any]:
-        """A tqdm progress bar for one stage."""
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc=stage, disable=not self.progress, dynamic_ncols=True, leave=True)
-        try:
-            yield bar
-        finally:
-            bar.close()
+    def bar(self, stage: str, total: int) -> AbstractContextManager[Any]:
+        """A progress bar for one stage."""
+        return progress_bar(total, stage, enabled=self.progress, leave=True)
 
 
 def sample_per_class(labels: torch.Tensor, count: int) -> list[int]:
@@ -190,63 +133,9 @@ def sample_per_class(labels: torch.Tensor, count: int) -> list[int]:
     return picks
 
 
-def draw_box(
-    rgb: np.ndarray, box: tuple[int, int, int, int], color: tuple[int, int, int] = (255, 40, 40)
-) -> np.ndarray:
-    """A copy of ``(H, W, 3)`` uint8 ``rgb`` with a 1-pixel rectangle on ``box`` (exclusive bottom/right)."""
-    out = rgb.copy()
-    top, left, bottom, right = box
-    out[top, left:right] = color
-    out[bottom - 1, left:right] = color
-    out[top:bottom, left] = color
-    out[top:bottom, right - 1] = color
-    return out
-
-
 def label_colors(mask: np.ndarray) -> np.ndarray:
     """``(H, W)`` integer labels as ``(H, W, 3)`` uint8 colours (0 black, 1 red, 2 green, 3 blue...)."""
     palette = np.array(
         [[0, 0, 0], [230, 60, 60], [60, 200, 60], [70, 110, 255], [240, 200, 40], [200, 80, 220]], dtype=np.uint8
     )
     return palette[np.asarray(mask) % len(palette)]
-
-
-def panel_figure(
-    rows: list[list[np.ndarray]],
-    path: Path,
-    col_titles: list[str] | None = None,
-    row_titles: list[str] | None = None,
-    cell: float = 1.7,
-    titles: list[list[str]] | None = None,
-) -> Path:
-    """Save a grid of ``(H, W, 3)`` uint8 / ``(H, W)`` float panels as PNG; ``None`` panels stay empty."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from ...viz import save_figure
-
-    nrows, ncols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols + (0.6 if row_titles else 0), cell * nrows),
-                             squeeze=False)
-    for r, row in enumerate(rows):
-        for c in range(ncols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            panel = row[c] if c < len(row) else None
-            if panel is not None:
-                ax.imshow(panel, cmap="gray" if np.asarray(panel).ndim == 2 else None, interpolation="nearest")
-            if titles and c < len(titles[r]):
-                title = titles[r][c]
-            else:
-                title = col_titles[c] if col_titles and r == 0 and c < len(col_titles) else None
-            if title:
-                ax.set_title(title, fontsize=8)
-            if row_titles and c == 0 and r < len(row_titles):
-                ax.set_ylabel(row_titles[r], fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)

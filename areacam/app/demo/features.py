@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from ...viz import to_rgb
-from .common import Context, Figure, StageSkipped, panel_figure, sample_per_class
+from ...viz import panel_grid, to_rgb
+from .common import Context, Figure, StageSkipped, sample_per_class
 
 __all__ = ["feature_maps_by_depth", "filters_by_depth", "require", "tsne_features"]
 
@@ -28,11 +28,11 @@ def filters_by_depth(ctx: Context) -> list[Figure]:
     count, steps = (4, 16) if ctx.quick else (8, 96)
     rows, names = [], []
     for layer in BLOCKS:
-        vis = feats.FilterVisualizer(model, layer, size=size, channels=3, steps=steps, lr=0.08, seed=0)
+        vis = feats.FilterVisualizer(model, layer, size=size, channels=3, steps=steps, lr=0.08, random_state=0)
         images = vis(list(range(min(count, vis.num_filters()))))
         rows.append(list(to_rgb(images.clamp(0, 1))))
         names.append(layer.split(".")[1])
-    panel_figure(rows, ctx.path("filters_by_depth.png"), row_titles=names, cell=1.3)
+    panel_grid(rows, path=ctx.path("filters_by_depth.png"), row_titles=names, cell=1.3)
     tiles, fig = feats.filter_weights(model, path=ctx.path("first_layer_kernels.png"), ncols=8, scale=10)
     del fig
     return [
@@ -49,8 +49,6 @@ def filters_by_depth(ctx: Context) -> list[Figure]:
 def feature_maps_by_depth(ctx: Context) -> list[Figure]:
     """Shapes classifier: the first channels of each block's activation for one image."""
     feats = require("areacam.features")
-    import matplotlib.pyplot as plt
-
     from ...explanation import normalize_maps
 
     model = ctx.model("shapes_classifier")
@@ -58,12 +56,11 @@ def feature_maps_by_depth(ctx: Context) -> list[Figure]:
     x = data["x_test"][sample_per_class(data["y_test"], 1)]
     rows, names = [], []
     for layer in BLOCKS:
-        acts, fig = feats.feature_maps(model, layer, x, channels=8)
-        plt.close(fig)
+        acts, _fig = feats.feature_maps(model, layer, x, channels=8)
         maps, _ = normalize_maps(acts[:, :8])
         rows.append([to_rgb(x)[0]] + [m.numpy() for m in maps[0]])
         names.append(f"{layer.split('.')[1]} {acts.shape[-1]}x{acts.shape[-2]}")
-    panel_figure(rows, ctx.path("feature_maps_by_depth.png"), row_titles=names,
+    panel_grid(rows, path=ctx.path("feature_maps_by_depth.png"), row_titles=names,
                  col_titles=["input"] + [f"ch {c}" for c in range(8)], cell=1.3)
     return [Figure("feature_maps_by_depth.png", "classifier", "Feature maps by depth",
                    "Shapes classifier: the first 8 channels of each block's activation for one test image "
@@ -78,7 +75,7 @@ def tsne_features(ctx: Context) -> list[Figure]:
     n = 150 if ctx.quick else 400
     x, y = data["x_test"][:n], data["y_test"][:n]
     emb = embed_mod.embed(model, "classifier.relu2", x, method="tsne", labels=y, perplexity=20.0, thumbnail=16)
-    emb.figure(ctx.path("tsne_features.png"), thumbnails=True, zoom=0.9)
+    emb.plot(ctx.path("tsne_features.png"), thumbnails=True, zoom=0.9)
     return [Figure("tsne_features.png", "classifier", "t-SNE of features",
                    f"Digits classifier: the penultimate layer (classifier.relu2) of {len(y)} held-out digits "
                    "embedded in 2-D with t-SNE (areacam.embed), drawn as thumbnails. Tight, separate clusters "

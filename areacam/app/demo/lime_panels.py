@@ -8,8 +8,8 @@ import torch
 import areacam as ac
 
 from ...data import SHAPE_CLASSES
-from ...viz import overlay, to_rgb
-from .common import Context, Figure, draw_box, panel_figure, sample_per_class
+from ...viz import draw_box, overlay, panel_grid, to_rgb
+from .common import Context, Figure, sample_per_class
 from .features import require
 
 __all__ = ["lime_autoencoder", "lime_classifier"]
@@ -55,7 +55,7 @@ def lime_classifier(ctx: Context) -> list[Figure]:
     x, y = data["x_test"][idx], data["y_test"][idx]
     expl = _explainer(ctx, model, 30)(x, ac.Class(y.tolist()))
     titles = [[f"input: {SHAPE_CLASSES[int(c)]}", "superpixels", "LIME weights", "top 4 regions"] for c in y]
-    panel_figure(_rows(x, expl), ctx.path("lime_classifier.png"), titles=titles)
+    panel_grid(_rows(x, expl), path=ctx.path("lime_classifier.png"), titles=titles)
     return [Figure("lime_classifier.png", "classifier", "LIME panels: classifier",
                    "Shapes classifier: SLIC superpixels, the weight LIME's linear surrogate gives each of them "
                    "for the true class, and the 4 superpixels that raise the score most (the rest dimmed).")]
@@ -70,7 +70,7 @@ def lime_autoencoder(ctx: Context) -> list[Figure]:
     expl = _explainer(ctx, model, 25)(x, ac.Area(box=box))
     boxed = [draw_box(img, box) for img in to_rgb(x)]
     cols = ["input + box", "superpixels", "LIME weights", "top 4 regions"]
-    panel_figure(_rows(x, expl, boxed), ctx.path("lime_vae_area.png"), col_titles=cols)
+    panel_grid(_rows(x, expl, boxed), path=ctx.path("lime_vae_area.png"), col_titles=cols)
     return [Figure("lime_vae_area.png", "autoencoder", "LIME panels: a VAE region",
                    "VAE on digits: LIME for the sum of the reconstruction inside the red box (ac.Area). "
                    "Hiding a superpixel (filling it with its mean) changes the reconstructed box; the surrogate's "

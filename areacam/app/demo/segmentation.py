@@ -7,8 +7,8 @@ import torch
 import areacam as ac
 
 from ...data import SHAPE_CLASSES
-from ...viz import overlay, to_rgb
-from .common import Context, Figure, label_colors, panel_figure, sample_per_class
+from ...viz import overlay, panel_grid, to_rgb
+from .common import Context, Figure, label_colors, sample_per_class
 
 __all__ = ["LAYERS", "cams_across_architectures", "segment_debugging"]
 
@@ -43,7 +43,7 @@ def segment_debugging(ctx: Context, key: str) -> list[Figure]:
                f"Segment({int(y[i]) + 1})" + (" - none predicted" if bool(shape.degenerate[i, i]) else ""),
                "Segment(0) background"] for i in range(len(y))]
     file = f"segment_{key}.png"
-    panel_figure(rows, ctx.path(file), titles=titles)
+    panel_grid(rows, path=ctx.path(file), titles=titles)
     name = TITLES[key]
     return [Figure(file, "segmentation", f"Segmentation debugging: {name}",
                    f"{name} trained on shapes (mask colours: red circle, green square, blue triangle). "
@@ -72,7 +72,7 @@ def cams_across_architectures(ctx: Context) -> list[Figure]:
             names.append(f"{key} {layer.split('.', 1)[1] if key == 'fcn' else layer} ({cam.raw.shape[-1]}px)")
     cols = ["Grad-CAM", "Grad-CAM", "Grad-CAM++", "Grad-CAM++"]
     file = "gradcam_vs_gradcampp_architectures.png"
-    panel_figure(rows, ctx.path(file), col_titles=cols, row_titles=names)
+    panel_grid(rows, path=ctx.path(file), col_titles=cols, row_titles=names)
     return [Figure(file, "segmentation", "Grad-CAM vs Grad-CAM++ across layers and architectures",
                    "The true shape's logit summed over its ground-truth pixels (ac.Area(mask=..., channel=...)) "
                    "for FCN-8s and U-Net, one row per layer (map size in brackets). Coarse layers blur the "

@@ -1,0 +1,60 @@
+"""How the demo trains each reference model: ``models.train.train`` arguments, quick and full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MODELS", "ModelSpec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How the demo trains one reference model (``models.train.train`` arguments), quick and full."""
+
+    name: str
+    data: str
+    quick: dict[str, Any]
+    full: dict[str, Any]
+
+
+_CLS = dict(width=8, hidden=64)
+_VAE = dict(width=16, latent_dim=8)
+_FCN = dict(backbone="alexnet", head="8s", head_width=64)
+_UNET = dict(encoder_name="resnet18", encoder_depth=4, decoder_channels=[32, 16, 16, 8])
+
+MODELS: dict[str, ModelSpec] = {
+    "digits_classifier": ModelSpec(
+        "classifier", "digits",
+        quick=dict(epochs=3, n_train=480, n_test=100, size=32, batch_size=32, lr=3e-3, model_kwargs=_CLS),
+        full=dict(epochs=6, size=32, batch_size=64, lr=2e-3, model_kwargs=dict(width=16, hidden=128)),
+    ),
+    "shapes_classifier": ModelSpec(
+        "classifier", "shapes",
+        quick=dict(epochs=4, n_train=1000, n_test=64, size=32, batch_size=32, lr=1e-3, model_kwargs=_CLS),
+        full=dict(epochs=10, n_train=2000, n_test=300, size=64, batch_size=64, lr=1e-3,
+                  model_kwargs=dict(width=16, hidden=128)),
+    ),
+    "vae": ModelSpec(
+        "vae", "digits",
+        quick=dict(epochs=4, n_train=800, n_test=64, size=32, batch_size=32, lr=3e-3, model_kwargs=_VAE),
+        full=dict(epochs=10, size=32, batch_size=32, lr=2e-3, model_kwargs=dict(width=32, latent_dim=16)),
+    ),
+    "vaegan": ModelSpec(
+        "vaegan", "digits",
+        quick=dict(epochs=3, n_train=512, n_test=64, size=32, batch_size=32, lr=2e-3, model_kwargs=_VAE),
+        full=dict(epochs=8, size=32, batch_size=32, lr=1e-3, model_kwargs=dict(width=32, latent_dim=16)),
+    ),
+    "fcn": ModelSpec(
+        "fcn", "shapes",
+        quick=dict(epochs=3, n_train=128, n_test=32, size=64, batch_size=16, lr=1e-3, model_kwargs=_FCN),
+        full=dict(epochs=10, n_train=1000, n_test=200, size=64, batch_size=16, lr=1e-3,
+                  model_kwargs=dict(backbone="alexnet", head="8s", head_width=128)),
+    ),
+    "unet": ModelSpec(
+        "unet", "shapes",
+        quick=dict(epochs=2, n_train=96, n_test=32, size=64, batch_size=16, lr=1e-3, model_kwargs=_UNET),
+        full=dict(epochs=10, n_train=1000, n_test=200, size=64, batch_size=16, lr=1e-3,
+                  model_kwargs=dict(encoder_name="resnet18", decoder_channels=[128, 64, 32, 16, 16])),
+    ),
+}

@@ -1,0 +1,34 @@
+"""Optional dependencies: import them where a feature needs them, naming the extra that installs them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["EXTRAS", "require"]
+
+#: Which ``pip install 'areacam[EXTRA]'`` brings each optional top-level module.
+EXTRAS = {
+    "lime": "lime",
+    "skimage": "data",
+    "sklearn": "data",
+    "segmentation_models_pytorch": "seg",
+    "tqdm": "demo",
+    "zarr": "run",
+    "pyarrow": "run",
+    "pandas": "run",
+}
+
+
+def require(module: str, feature: str) -> ModuleType:
+    """Import ``module`` (dotted names allowed) for ``feature``, or raise an ``ImportError`` naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        top = module.split(".")[0]
+        if err.name is not None and err.name.split(".")[0] != top:
+            raise  # the package is there but one of its own imports failed: show that error
+        extra = EXTRAS.get(top, "all")
+        raise ImportError(
+            f"{feature} needs the optional package {top!r}: pip install 'areacam[{extra}]'"
+        ) from err
