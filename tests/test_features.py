@@ -117,7 +117,7 @@ def test_bad_arguments_name_the_value():
         FilterVisualizer(nn.Sequential(edges(), nn.Flatten()), "1", size=32)([0])
     with pytest.raises(ValueError, match="'wavelet'"):
         FilterVisualizer(model, "1", parametrization="wavelet")
-    with pytest.raises(ValueError, match="steps must be > 0, got 0"):
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
         FilterVisualizer(model, "1", steps=0)
     with pytest.raises(ValueError, match="closest valid names"):
         FilterVisualizer(model, "conv9")
