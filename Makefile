@@ -4,14 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean report-check browser
+.PHONY: test demo bench lint clean report-check browser docs imports
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+# Every install step lives here: the library with all extras and the dev tools, torch pinned by constraints.txt.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # Debian's Chromium for the browser test of report.html (best effort: without root or apt the test skips).
@@ -20,8 +21,16 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "note: chromium could not be installed; tests/test_report_browser.py will be skipped"
 
-test: $(STAMP) browser
+test: $(STAMP) browser imports docs
 	$(PY) -m pytest -q
+
+# The layer contract (pyproject.toml [tool.importlinter]): the application sits above the core.
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+# The API reference site, built from the docstrings into site/; any warning fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 demo: $(STAMP)
 	$(PY) -m areacam demo --out demo_out
@@ -43,4 +52,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check areacam models scripts tests
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache site

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .checks import check_int
 from .deprecation import renamed
+from .optional import require
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -81,8 +82,8 @@ def digits(
     Returns:
         ``images`` ``(N, 1, size, size)`` float32 in ``[0, 1]`` and ``labels`` ``(N,)`` int64 in ``0..9``.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    load_digits = require("sklearn.datasets", "areacam.data.digits").load_digits
+    train_test_split = require("sklearn.model_selection", "areacam.data.digits").train_test_split
 
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -109,7 +110,8 @@ def digits(
 
 def _shape_mask(kind: str, size: int, center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
     """``(size, size)`` bool mask of one shape (rasterised by skimage.draw)."""
-    from skimage.draw import disk, polygon
+    draw = require("skimage.draw", "areacam.data.shapes")
+    disk, polygon = draw.disk, draw.polygon
 
     mask = np.zeros((size, size), dtype=bool)
     cy, cx = center
@@ -358,13 +360,9 @@ def photo(name: str, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     if name not in photo_names():
         raise ValueError(f"unknown photo {name!r}; valid names: {', '.join(photo_names())}")
     if name in _SKIMAGE_PHOTOS:
-        import skimage.data
-
-        arr = np.asarray(getattr(skimage.data, name)())
+        arr = np.asarray(getattr(require("skimage.data", "areacam.data.photo"), name)())
     else:
-        from sklearn.datasets import load_sample_images
-
-        bunch = load_sample_images()
+        bunch = require("sklearn.datasets", "areacam.data.photo").load_sample_images()
         index = [f.replace("\\", "/").rsplit("/", 1)[-1] for f in bunch.filenames].index(f"{name}.jpg")
         arr = np.asarray(bunch.images[index])
     img = torch.from_numpy(arr.astype(np.float32) / 255.0)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .deprecation import deprecated_alias
 from .layers import LayerCapture, LayerView, layer_name, resolve_layer
+from .optional import require
 from .state import check_input, explaining
 from .viz import save_png, to_rgb
 
@@ -190,12 +191,10 @@ def embed(
             f"PCA to {dims} dimensions needs at least {dims} features, the layer gives {features.shape[1]}"
         )
     if method == "pca":
-        from sklearn.decomposition import PCA
-
+        PCA = require("sklearn.decomposition", "ac.embed").PCA  # noqa: N806 - the class
         coords = PCA(n_components=dims, random_state=random_state).fit_transform(features)
     else:
-        from sklearn.manifold import TSNE
-
+        TSNE = require("sklearn.manifold", "ac.embed").TSNE  # noqa: N806 - the class
         coords = TSNE(n_components=dims, perplexity=perplexity, random_state=random_state, init="pca").fit_transform(
             features
         )

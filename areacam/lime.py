@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from .base import Explainer
 from .checks import check_int
 from .explanation import Explanation, normalize_maps
+from .optional import require
+from .progress import progress_bar
 from .state import check_input, explaining
 from .targets import Target, as_target_list
 from .vjp import score_targets
@@ -132,6 +134,8 @@ class Lime(Explainer):
         progress: bool | None = None,
     ):
         super().__init__(model)
+        for module in ("lime", "skimage", "sklearn"):
+            require(module, "ac.Lime", extra="lime")
         self.num_samples = check_int("num_samples", num_samples)
         self.batch_size = check_int("batch_size", batch_size)
         if random_state is not None and not isinstance(random_state, (int, np.integer, np.random.RandomState)):
@@ -160,7 +164,6 @@ class Lime(Explainer):
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
         from sklearn.utils import check_random_state
-        from tqdm.auto import tqdm
 
         targets = as_target_list(targets)
         x = check_input(self.model, x, spatial=(2,), method="Lime (superpixels of 2-D images)")
@@ -174,7 +177,7 @@ class Lime(Explainer):
         with explaining(self.model), torch.no_grad():
             output = self.model(x)
             scores = score_targets(targets, output, x).float()
-            with tqdm(total=batch * steps, desc="Lime", unit="batch", disable=self._disable()) as bar:
+            with progress_bar(batch * steps, "Lime", enabled=self.progress, unit="batch") as bar:
                 for b in range(batch):
                     bound = [target.bind(b, output) for target in targets]
                     labels = self._segments(x[b], rng)
@@ -196,9 +199,6 @@ class Lime(Explainer):
             segments=segments_t.to(x.device),
             targets=targets,
         )
-
-    def _disable(self) -> bool | None:
-        return None if self.progress is None else not self.progress
 
     def _check_colour(self, channels: int) -> None:
         if isinstance(self.hide, Sequence) and not isinstance(self.hide, str) and len(self.hide) != channels:

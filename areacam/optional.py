@@ -20,15 +20,19 @@ EXTRAS = {
 }
 
 
-def require(module: str, feature: str) -> ModuleType:
-    """Import ``module`` (dotted names allowed) for ``feature``, or raise an ``ImportError`` naming the extra."""
+def require(module: str, feature: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` (dotted names allowed) for ``feature``, or raise an ``ImportError`` naming the extra.
+
+    ``extra`` overrides the default extra of :data:`EXTRAS` (e.g. scikit-image for ``ac.Lime`` comes
+    with ``[lime]``).
+    """
     try:
         return importlib.import_module(module)
     except ImportError as err:
         top = module.split(".")[0]
         if err.name is not None and err.name.split(".")[0] != top:
             raise  # the package is there but one of its own imports failed: show that error
-        extra = EXTRAS.get(top, "all")
+        extra = extra or EXTRAS.get(top, "all")
         raise ImportError(
             f"{feature} needs the optional package {top!r}: pip install 'areacam[{extra}]'"
         ) from err

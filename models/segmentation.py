@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 from areacam.checks import check_int
+from areacam.optional import require
 
 __all__ = ["BACKBONES", "FCN", "HEADS", "unet"]
 
@@ -258,7 +259,7 @@ def unet(
     Shapes:
         ``forward``: ``(B, C, H, W)`` -> ``(B, num_classes, H, W)`` logits.
     """
-    import segmentation_models_pytorch as smp
+    smp = require("segmentation_models_pytorch", "models.create('unet')")
 
     check_int("num_classes", num_classes)
     check_int("in_channels", in_channels)
