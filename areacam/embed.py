@@ -191,10 +191,10 @@ def embed(
             f"PCA to {dims} dimensions needs at least {dims} features, the layer gives {features.shape[1]}"
         )
     if method == "pca":
-        PCA = require("sklearn.decomposition", "ac.embed").PCA  # noqa: N806 - the class
+        PCA = require("sklearn.decomposition", "ac.embed").PCA
         coords = PCA(n_components=dims, random_state=random_state).fit_transform(features)
     else:
-        TSNE = require("sklearn.manifold", "ac.embed").TSNE  # noqa: N806 - the class
+        TSNE = require("sklearn.manifold", "ac.embed").TSNE
         coords = TSNE(n_components=dims, perplexity=perplexity, random_state=random_state, init="pca").fit_transform(
             features
         )

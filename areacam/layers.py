@@ -317,14 +317,22 @@ class LayerView:
     # ----------------------------------------------------------------------------- the reading
 
     def read(
-        self, shape: Sequence[int], input_size: Sequence[int], where: str, module: nn.Module | None = None
+        self,
+        shape: Sequence[int],
+        input_size: Sequence[int],
+        where: str,
+        module: nn.Module | None = None,
+        model: nn.Module | None = None,
     ) -> Layout:
         """Decide the :class:`Layout` of an output of ``shape`` for an input of spatial ``input_size``.
 
         With no layout argument, a ``module`` whose type fixes its output layout decides it (torch's
         convolutions, batch norms and pools are channels-first; ``nn.Linear`` and ``nn.LayerNorm``
-        are channels-last); otherwise the shape must. Raises ``ValueError`` when the shape allows
-        two readings (naming both and the argument that settles it) or none.
+        are channels-last); otherwise the shape must. When the shape allows both channels-first and
+        channels-last (e.g. 16 channels on a 16x16 grid), the ``model`` breaks the tie where
+        ``nn.Sequential`` semantics prove the layout (a ReLU right after a convolution; see
+        :func:`_layout_up_to`). Raises ``ValueError`` when the shape allows two readings that nothing
+        settles (naming both and the argument that settles it) or none.
         """
         shape, input_size = tuple(shape), tuple(input_size)
         if self.reshape is not None:
@@ -345,6 +353,8 @@ class LayerView:
                 readings.append(Layout("nchw"))
             if grid_matches(input_size, shape[1:-1]):
                 readings.append(Layout("nhwc"))
+            if len(readings) == 2 and (agreed := _layout_up_to(model, module)) is not None:
+                return Layout(agreed)
             if len(readings) == 2 and shape[1] != shape[-1]:
                 raise AmbiguousLayoutError(
                     f"{where} gives {shape} for an input of spatial size {input_size}: it reads as channels-first "
@@ -406,6 +416,39 @@ _CHANNELS_FIRST = (
     ),
     nn.SyncBatchNorm, nn.GroupNorm, nn.Upsample, nn.PixelShuffle,
 )
+
+
+#: Modules whose output has their input's layout (elementwise, or the identity).
+_LAYOUT_KEEPING = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid,
+    nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+    nn.Dropout3d, nn.AlphaDropout, nn.Identity,
+)
+
+
+def _layout_up_to(model: nn.Module | None, module: nn.Module | None) -> str | None:
+    """The layout of ``module``'s output as far as ``nn.Sequential`` semantics prove it, else ``None``.
+
+    An ``nn.Sequential`` outputs its last child's output; a layout-keeping module (an activation,
+    dropout, identity) inside an ``nn.Sequential`` outputs the layout of its previous sibling; a
+    convolution, batch norm or pool fixes its own. Anything else (a module with its own ``forward``,
+    which may permute) proves nothing, so a tie between channels-first and channels-last still raises.
+    """
+    if model is None or module is None:
+        return None
+    parents = {id(child): (parent, index) for parent in model.modules() if isinstance(parent, nn.Sequential)
+               for index, child in enumerate(parent)}
+    while True:
+        known = _module_layout(module)
+        if known is not None:
+            return known
+        if isinstance(module, nn.Sequential) and len(module) > 0:
+            module = module[-1]
+        elif isinstance(module, _LAYOUT_KEEPING) and id(module) in parents and parents[id(module)][1] > 0:
+            parent, index = parents[id(module)]
+            module = parent[index - 1]
+        else:
+            return None
 
 
 def _module_layout(module: nn.Module | None) -> str | None:
@@ -533,7 +576,7 @@ class LayerCapture:
         if self.value is None:
             raise ValueError(f"{self.where} has not been captured: call run() first")
         if self._layout is None:
-            self._layout = self.view.read(self.value.shape, self._input_size, self.where, self.module)
+            self._layout = self.view.read(self.value.shape, self._input_size, self.where, self.module, self.model)
         return self._layout
 
     def activation(self) -> Tensor:
@@ -549,7 +592,7 @@ class LayerCapture:
             )
         part, key = self.view.pick(output, self.where)
         if self.mode == "leaf":
-            self._layout = self.view.read(part.shape, self._input_size, self.where, self.module)  # fail early
+            self._layout = self.view.read(part.shape, self._input_size, self.where, self.module, self.model)
             torch.set_grad_enabled(True)  # inside run()'s no_grad: restored when run() returns
             self.value = part.detach().requires_grad_(True)
             if self.stop:
@@ -610,7 +653,7 @@ def layer_table(model: nn.Module, x: Tensor) -> list[dict]:
         layouts[name] = None
         if isinstance(out, Tensor) and out.is_floating_point() and out.shape[:1] == x.shape[:1]:
             try:
-                layouts[name] = view.read(out.shape, input_size, f"layer {name!r}", modules[name])
+                layouts[name] = view.read(out.shape, input_size, f"layer {name!r}", modules[name], model)
             except AmbiguousLayoutError:
                 layouts[name] = "ambiguous: pass layout="
             except ValueError:

@@ -38,6 +38,7 @@ __all__ = [
     "Segment",
     "Target",
     "as_target_list",
+    "check_samples",
     "select_output",
 ]
 
@@ -117,7 +118,7 @@ def check_box(box: Sequence[int]) -> Box:
     return values
 
 
-def _check_samples(samples: Samples) -> int | list[int]:
+def check_samples(samples: Samples) -> int | list[int]:
     """``samples`` of :meth:`Target.bind` as an int or a list of ints (``TypeError``/``ValueError``)."""
     if isinstance(samples, Tensor):
         samples = samples.tolist()
@@ -163,7 +164,7 @@ class Target:
         original batch, per-sample choices made from the output are frozen there: ``Class()``'s
         argmax and ``Segment``'s predicted pixels. The default returns the target itself.
         """
-        _check_samples(samples)
+        check_samples(samples)
         return self
 
     def __call__(self, output: Any, inputs: Tensor) -> Tensor:
@@ -195,7 +196,7 @@ class Class(Target):
         return "Class(argmax)" if self.index is None else f"Class({self.index!r})"
 
     def bind(self, samples: Samples, output: Any = None) -> Target:
-        samples = _check_samples(samples)
+        samples = check_samples(samples)
         if isinstance(self.index, (int, np.integer)):
             return self
         if self.index is None:
@@ -370,7 +371,7 @@ class _RegionTarget(Target):
     region: _Region
 
     def bind(self, samples: Samples, output: Any = None) -> Target:
-        region = self.region.take(_check_samples(samples))
+        region = self.region.take(check_samples(samples))
         if region is self.region:
             return self
         bound = copy.copy(self)
@@ -496,7 +497,7 @@ class Segment(_RegionTarget):
         bound = super().bind(samples)
         if output is None and self.frozen is None:
             return bound
-        samples = _check_samples(samples)
+        samples = check_samples(samples)
         rows = self.select(output).detach() if self.frozen is None else self.frozen
         if rows.shape[0] != 1 or self.frozen is None:
             rows = _take_rows(rows, samples, "an output")

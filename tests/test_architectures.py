@@ -423,3 +423,17 @@ def test_guided_backprop_warning_counts_guided_and_unguided_modules(timm_models,
     mixed(torch.rand(1, 3, 8, 8))
     with pytest.warns(UserWarning, match=r"guides 1 nn.ReLU module\(s\) and leaves 1 SiLU unguided"):
         ac.GuidedBackprop(mixed.eval())(torch.rand(1, 3, 8, 8), ac.Class(0))
+
+
+def test_a_tie_is_broken_only_where_sequential_semantics_prove_the_layout():
+    # 16 channels on a 16x16 grid reads both ways by its shape alone.
+    block = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
+    model = nn.Sequential(block, nn.Dropout(0.0), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for layer in ("0.2", "0", "1"):  # a ReLU after a BatchNorm, the block itself, a dropout after the block
+        expl = ac.GradCAM(model, layer)(x, ac.Class(1))
+        assert expl.layout == "nchw"
+        torch.testing.assert_close(expl.raw, ac.GradCAM(model, layer, layout="nchw")(x, ac.Class(1)).raw)
+    permuted = _permuting_net()  # a custom module permutes: nothing is proved, the tie raises
+    with pytest.raises(AmbiguousLayoutError):
+        ac.GradCAM(permuted, "3")(torch.rand(2, 3, 8, 8), ac.Class(0))

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .loading import InputError, _import_factory, conform_image, read_array
+from .loading import InputError, conform_image, import_factory, read_array
 
 __all__ = ["IMAGE_EXTENSIONS", "RunData", "collate", "open_data"]
 
@@ -229,7 +229,7 @@ def _item(item: object, size) -> dict:
 
 def _factory(spec: str, size) -> RunData:
     try:
-        factory = _import_factory(spec)
+        factory = import_factory(spec)
     except InputError as err:
         raise InputError(str(err).replace("--model", "--data")) from None
     data = factory() if callable(factory) and not isinstance(factory, Dataset) else factory

@@ -16,6 +16,7 @@ __all__ = [
     "InputError",
     "conform_image",
     "default_size",
+    "import_factory",
     "input_channels",
     "load_model",
     "read_array",
@@ -36,7 +37,7 @@ def _registry():
     return models if hasattr(models, "create") else None
 
 
-def _import_factory(spec: str) -> object:
+def import_factory(spec: str) -> object:
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
         raise InputError(f"--model {spec!r}: expected a registry name or MODULE:FACTORY")
@@ -106,7 +107,7 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
                 return registry.load(weights).eval()
         model = registry.create(spec)
     else:
-        factory = _import_factory(spec)
+        factory = import_factory(spec)
         if not callable(factory):
             raise InputError(f"--model {spec!r}: {type(factory).__name__} object is not callable")
         model = factory()

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..targets import Area, Class, Target, _check_samples
+from ..targets import Area, Class, Target, check_samples
 from .spec import SPEC_HELP, SpecError, parse_target
 
 __all__ = ["RUN_SPEC_HELP", "SampleSegment", "SampleSpec", "parse_run_target"]
@@ -83,7 +83,7 @@ class SampleSegment(Target):
         return (logits * pixels).flatten(1).sum(1)
 
     def bind(self, samples: Any, output: Any = None) -> Target:
-        samples = _check_samples(samples)
+        samples = check_samples(samples)
         classes = self.classes if isinstance(self.classes, int) else self.classes[samples]
         classes = int(classes) if isinstance(classes, int) or classes.dim() == 0 else classes
         pixels = None if self.pixels is None else self.pixels[samples]
