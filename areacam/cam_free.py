@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .base import finish, layer_activations
 from .cam import CAM
+from .checks import check_int
 from .explanation import Explanation
 from .layers import LayerView, replace_part
 from .state import check_input, explaining
@@ -31,20 +32,12 @@ __all__ = ["AblationCAM", "EigenCAM", "ScoreCAM", "eigen_projection"]
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
-def _batch_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"batch_size must be >= 1, got {value}")
-    return int(value)
-
-
 class _PerturbedCAM(CAM):
     """A CAM whose channel weights come from ``C`` extra forward passes per image."""
 
     def __init__(self, model: nn.Module, layer: nn.Module | str, batch_size: int = 32, **kwargs: object):
         super().__init__(model, layer, **kwargs)
-        self.batch_size = _batch_size(batch_size)
+        self.batch_size = check_int("batch_size", batch_size)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""

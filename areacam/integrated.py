@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Explainer, finish, input_gradients
+from .checks import check_int
 from .explanation import Explanation
 from .gradients import gradient_maps
 from .state import check_baseline, check_input, explaining
@@ -80,14 +81,9 @@ class IntegratedGradients(Explainer):
         if method not in METHODS:
             raise ValueError(f"unknown integration method {method!r}; choose from {list(METHODS)}")
         least = 1 if method == "gausslegendre" else 2
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-            raise TypeError(f"steps must be an int, got {steps!r}")
-        if steps < least:
-            raise ValueError(f"steps must be >= {least} for method {method!r}, got {steps}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)):
-            raise TypeError(f"batch_size must be an int or None, got {batch_size!r}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_int(f"steps (method {method!r})", steps, least)
+        if batch_size is not None:
+            check_int("batch_size", batch_size)
         if (baseline is not None and not isinstance(baseline, (int, float, Tensor))) or isinstance(baseline, bool):
             raise TypeError(f"baseline must be None, a number or a tensor, got {type(baseline).__name__}")
         self.baseline, self.steps, self.method = baseline, int(steps), method

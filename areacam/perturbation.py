@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Explainer, finish
+from .checks import check_int
 from .explanation import Explanation
 from .gradients import gradient_maps
 from .state import check_baseline, check_input, explaining
@@ -112,8 +113,7 @@ class Occlusion(Explainer):
         super().__init__(model)
         self.window = _ints("window", window)
         self.stride = _ints("stride", stride)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_int("batch_size", batch_size)
         if baseline is None or isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
             raise TypeError(f"baseline must be a number or a tensor, got {type(baseline).__name__}")
         self._window_arg, self._stride_arg = window, stride

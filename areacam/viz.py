@@ -180,17 +180,18 @@ def grid_figure(
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Save ``fig`` as PNG atomically (a temp file renamed into place).
+    """Save ``fig`` atomically (a temp file renamed into place); the format follows the suffix (PNG without one).
 
     Figures made by areacam are plain ``matplotlib.figure.Figure`` objects, not registered with
     pyplot: they need no backend and no closing. A pyplot figure passed in is closed after saving.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    suffix = path.suffix or ".png"
+    handle, tmp = tempfile.mkstemp(suffix=suffix, dir=path.parent)
     os.close(handle)
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format=suffix.lstrip("."))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

@@ -13,18 +13,9 @@ from torch import Tensor
 from ..explanation import Explanation, normalize_maps
 from ..targets import Target, check_box
 
-__all__ = ["as_maps", "as_masks", "boxes_to_masks", "flat_maps", "positive_int", "resolve_maps"]
+__all__ = ["as_maps", "as_masks", "boxes_to_masks", "flat_maps", "resolve_maps"]
 
 MapsLike = Tensor | np.ndarray | Explanation
-
-
-def positive_int(name: str, value: object) -> int:
-    """``value`` as an int ``>= 1`` (``TypeError``/``ValueError`` naming ``name``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def as_maps(maps: MapsLike, name: str = "maps") -> Tensor:

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from ..targets import Target
 from .baselines import Baseline, check_baseline, fill_image, impute_rows
-from .checks import MapsLike, positive_int, resolve_maps
+from .checks import MapsLike, resolve_maps
 from .result import Curves
 from .scoring import Scorer
 
@@ -73,8 +74,8 @@ def _curves(
     noise: float,
     progress: bool | None,
 ) -> Curves:
-    steps = positive_int("steps", steps)
-    batch_size = positive_int("batch_size", batch_size)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
     scorer = Scorer(model, x, targets, batch_size)
     x = scorer.x
     check_baseline(baseline, x)
@@ -260,7 +261,7 @@ def road(
     percentiles = _check_percentiles(percentiles)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
-    batch_size = positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     scorer = Scorer(model, x, targets, batch_size)
     x = scorer.x
     maps = resolve_maps(maps, x, scorer.targets)

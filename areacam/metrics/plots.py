@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..viz import save_figure
 from .result import masked_mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,23 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .randomisation import Randomisation
     from .result import Curves
 
-__all__ = ["curves_figure", "randomisation_figure", "save"]
-
-
-def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``fig`` to ``path`` (format from the suffix) through a temp file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=path.suffix or ".png", dir=path.parent)
-    os.close(handle)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+__all__ = ["curves_figure", "randomisation_figure"]
 
 
 def curves_figure(
@@ -73,7 +56,7 @@ def curves_figure(
             ax.tick_params(labelsize=7)
             ax.legend(fontsize=7)
     if path is not None:
-        save(fig, path)
+        save_figure(fig, path)
     return fig
 
 
@@ -119,5 +102,5 @@ def randomisation_figure(
     ax.legend(fontsize=7)
     ax.set_title(f"{result.order} randomisation, from the output down", fontsize=8)
     if path is not None:
-        save(fig, path)
+        save_figure(fig, path)
     return fig

@@ -12,10 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from ..cam import GradCAM
+from ..checks import check_int
 from ..layers import layer_name, resolve_layer
 from ..state import check_input, explaining
 from ..targets import Target, as_target_list
-from .checks import flat_maps, positive_int
+from .checks import flat_maps
 from .faithfulness import deletion, insertion, road
 from .localisation import iou, pointing_game, relevance_mass, relevance_rank
 
@@ -180,7 +181,7 @@ def rank_layers(
         raise ValueError(f"metric {metric!r} compares maps with ground truth: pass masks=(B, H, W) bool")
     if not callable(method):
         raise TypeError(f"method must be an explainer class or a callable (model, layer) -> explainer, got {method!r}")
-    steps = positive_int("steps", steps)
+    steps = check_int("steps", steps)
     targets = as_target_list(targets)
     x = check_input(model, x)
     if layers is None:
