@@ -267,12 +267,13 @@ class StoreMismatch(ValueError):
 
 
 _DERIVED = ("columns", "chunks", "ids", "ids_sha256", "samples")
+_NOT_COMPARED = ("info",)  # where the run came from (e.g. the weights' path): the checksums decide
 
 
 def _differences(old: dict, new: dict) -> list[str]:
     keys = dict.fromkeys([*new, *old])
     diffs = [f"{k}: {old.get(k)!r} in the store, {new.get(k)!r} now"
-             for k in keys if k not in _DERIVED and old.get(k) != new.get(k)]
+             for k in keys if k not in (*_DERIVED, *_NOT_COMPARED) and old.get(k) != new.get(k)]
     if not diffs and old.get("ids_sha256") != new.get("ids_sha256"):
         diffs.append(f"the samples differ ({old.get('samples')} in the store, {new.get('samples')} now, "
                      "or files added, removed or renamed)")

@@ -132,7 +132,9 @@ def test_demo_help_example(capsys):
 def test_guides_run_as_written(tmp_path, monkeypatch):
     """Every python block of each docs/guide-*.md runs, in order, in a fresh folder."""
     guides = sorted((Path(__file__).resolve().parents[1] / "docs").glob("guide-*.md"))
-    assert [g.name for g in guides] == ["guide-autoencoder.md", "guide-classifier.md", "guide-segmentation.md"]
+    assert [g.name for g in guides] == [
+        "guide-autoencoder.md", "guide-classifier.md", "guide-datasets.md", "guide-segmentation.md"
+    ]
     for guide in guides:
         folder = tmp_path / guide.stem
         folder.mkdir()

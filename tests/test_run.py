@@ -308,3 +308,39 @@ def test_table_falls_back_to_csv_without_pyarrow(tmp_path, monkeypatch):
     rows = [{"id": "a.png", "index": 0, "score_0": 1.5}, {"id": "b.png", "index": 1, "error": "b.png: unreadable"}]
     assert write_table(tmp_path, rows) == "table.csv"
     assert (tmp_path / "table.csv").read_text().splitlines() == ["id,index,score_0", "a.png,0,1.5"]
+
+
+def test_sample_segment_equals_segment_per_sample():
+    """segment:label / area:mask:label score each sample as Segment(its class) / Area(its mask, its class),
+    and bind() (used by LIME and SmoothGrad) keeps each sample's class and frozen pixels."""
+    from areacam.app.sample_targets import SampleSegment
+
+    torch.manual_seed(0)
+    out = torch.randn(3, 4, 8, 8)
+    x = torch.zeros(3, 3, 8, 8)
+    classes = torch.tensor([1, 3, 0])
+    expected = torch.stack([ac.Segment(int(c))(out[i:i + 1], x[i:i + 1])[0] for i, c in enumerate(classes)])
+    torch.testing.assert_close(SampleSegment(classes)(out, x), expected)
+    masks = torch.rand(3, 8, 8) > 0.5
+    region = SampleSegment(classes, masks.float())(out, x)
+    by_area = [ac.Area(mask=masks[i].float(), channel=int(c))(out[i:i + 1], x[i:i + 1])[0] for i, c in enumerate(classes)]
+    torch.testing.assert_close(region, torch.stack(by_area))
+    copies = SampleSegment(classes).bind(1, out)  # a batch of perturbations of sample 1, pixels frozen at `out`
+    new = torch.randn(5, 4, 8, 8)
+    frozen = (out[1].argmax(0) == 3).float()
+    torch.testing.assert_close(copies(new, torch.zeros(5, 3, 8, 8)), (new[:, 3] * frozen).flatten(1).sum(1))
+    rows = SampleSegment(classes).bind([2, 0, 2])
+    torch.testing.assert_close(rows(out[[2, 0, 2]], x), expected[[2, 0, 2]])
+
+
+def test_report_pages_the_worst_and_best(dataset, single):
+    assert main(["report", str(single), "--by", "relevance_mass_1", "--count", "3"]) == 0
+    page = (single / "report" / "report.html").read_text()
+    result = open_run(single)
+    order = result.table.sort_values("relevance_mass_1", kind="stable")["id"].tolist()
+    assert page.index(order[0]) < page.index(order[1]) < page.index(order[-1])
+    figures = sorted((single / "report" / "figures").glob("*.png"))
+    assert len(figures) == 6 and 'id="areacam-check"' in page
+    picture = cv2.imread(str(figures[0]))
+    assert picture.shape == (128, 5 * 128 + 4 * 4, 3)  # image, mask, 3 maps; 16 px scaled to 128
+    assert main(["report", str(single), "--by", "nope"]) == 2

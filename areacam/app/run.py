@@ -147,6 +147,16 @@ class _Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        values: list[Any] = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
     def barrier(self) -> None:
         if self.world > 1:
             import torch.distributed as dist
@@ -283,16 +293,6 @@ def _metric(name: str, maps: torch.Tensor, masks: torch.Tensor, tolerance: int) 
 # ---------------------------------------------------------------------------------------------- run
 
 
-def _fingerprint_file(path: str | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fingerprint_model(model: nn.Module) -> str:
     digest = hashlib.sha256(type(model).__qualname__.encode())
     for name, tensor in model.state_dict().items():
@@ -397,9 +397,13 @@ def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec:
          chunk_size,
          workers, float16, budget, progress, started) -> dict:
     if isinstance(model_spec, nn.Module):
-        model, model_name, model_id = model_spec, type(model_spec).__name__, _fingerprint_model(model_spec)
+        model, model_name = model_spec, type(model_spec).__name__
     else:
-        model, model_name, model_id = load_model(model_spec, weights), model_spec, _fingerprint_file(weights)
+        model, model_name = load_model(model_spec, weights), model_spec
+    model_id = _fingerprint_model(model)
+    if len(set(dist.gather(model_id))) > 1:
+        raise InputError(f"--model {model_name!r} has different weights in each process (a random initialisation?); "
+                         "pass --weights, or seed the factory")
     layer_module = method_layer(methods[0], model, layer) if any(m.needs_layer for m in methods) else None
     for m in methods:
         if m.needs_layer and layer_module is None:
@@ -425,7 +429,7 @@ def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec:
     chunks = math.ceil(n / chunk_size)
     dtype = "float16" if float16 else "float32"
     config = {
-        "format": run_store.FORMAT, "model": model_name, "model_sha256": model_id, "weights": weights,
+        "format": run_store.FORMAT, "model": model_name, "model_sha256": model_id, "info": {"weights": weights},
         "data": data_spec, "masks": masks, "labels": labels, "methods": [m.name for m in methods], "layer": layer,
         "targets": specs, "columns": work.columns, "metrics": metrics, "tolerance": tolerance, "size": list(hw),
         "channels": channels,
@@ -448,7 +452,10 @@ def _run(dist: _Dist, dev: torch.device, model_spec: str | nn.Module, data_spec:
     if not pending:
         summary = None
         if dist.rank == 0:
-            summary = _finish(store, config, dist, before=before, now=0, seconds=0.0, started=started)
+            if (store / "summary.json").is_file():  # finished before: report it, change nothing
+                summary = {**run_store.read_json(store / "summary.json"), "explained_now": 0, "done_before": before}
+            else:  # killed after the last commit, before the summary
+                summary = _finish(store, config, dist, before=before, now=0, seconds=0.0, started=started)
         summary = dist.share(summary)
         if dist.rank == 0:
             print(f"areacam run: nothing to do: all {n} samples of {store} are done "
