@@ -323,7 +323,8 @@ def test_sample_segment_equals_segment_per_sample():
     torch.testing.assert_close(SampleSegment(classes)(out, x), expected)
     masks = torch.rand(3, 8, 8) > 0.5
     region = SampleSegment(classes, masks.float())(out, x)
-    by_area = [ac.Area(mask=masks[i].float(), channel=int(c))(out[i:i + 1], x[i:i + 1])[0] for i, c in enumerate(classes)]
+    by_area = [ac.Area(mask=masks[i].float(), channel=int(c))(out[i:i + 1], x[i:i + 1])[0]
+               for i, c in enumerate(classes)]
     torch.testing.assert_close(region, torch.stack(by_area))
     copies = SampleSegment(classes).bind(1, out)  # a batch of perturbations of sample 1, pixels frozen at `out`
     new = torch.randn(5, 4, 8, 8)
