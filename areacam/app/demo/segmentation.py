@@ -12,7 +12,8 @@ from .common import Context, Figure, label_colors, sample_per_class
 
 __all__ = ["LAYERS", "cams_across_architectures", "segment_debugging"]
 
-# CAM layers per segmenter (64x64 inputs): a mid-resolution and a deep layer.
+# CAM layers per segmenter (64x64 inputs): a mid-resolution and a deep layer. Every demo model is
+# channels-first; layout="nchw" settles layers whose channel count equals their grid side (B, 16, 16, 16).
 LAYERS = {
     "fcn": ["backbone.features.4", "backbone.features.1", "backbone.features.11"],
     "unet": ["decoder.blocks.1", "encoder.layer2", "encoder.layer3"],
@@ -33,7 +34,7 @@ def segment_debugging(ctx: Context, key: str) -> list[Figure]:
     with torch.no_grad():
         pred = model.eval()(x).argmax(1)
     layer = LAYERS[key][0]
-    shape = ac.GradCAM(model, layer)(x, [ac.Segment(int(c) + 1) for c in y] + [ac.Segment(0)])
+    shape = ac.GradCAM(model, layer, layout="nchw")(x, [ac.Segment(int(c) + 1) for c in y] + [ac.Segment(0)])
     rgb = to_rgb(x)
     rows = []
     for i in range(len(y)):
@@ -64,8 +65,8 @@ def cams_across_architectures(ctx: Context) -> list[Figure]:
             rows.append(list(rgb) + list(rgb))
             names.append("input")
         for layer in LAYERS[key]:
-            cam = ac.GradCAM(model, layer)(x, targets)
-            campp = ac.GradCAMPlusPlus(model, layer)(x, targets)
+            cam = ac.GradCAM(model, layer, layout="nchw")(x, targets)
+            campp = ac.GradCAMPlusPlus(model, layer, layout="nchw")(x, targets)
             pick = range(len(y))
             rows.append([overlay(rgb[i], cam.maps[i, i]) for i in pick]
                         + [overlay(rgb[i], campp.maps[i, i]) for i in pick])
