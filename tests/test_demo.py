@@ -20,7 +20,8 @@ from areacam.viz import panel_grid
 EXPECTED = [
     "saliency_per_class.png", "filters_by_depth.png", "first_layer_kernels.png", "feature_maps_by_depth.png",
     "gradcam_vs_gradcampp_layers.png", "gradcam_vs_gradcampp_architectures.png", "area_gradcam_vae.png",
-    "area_gradcam_vaegan.png", "segment_fcn.png", "segment_unet.png", "lime_classifier.png", "lime_vae_area.png",
+    "area_gradcam_vaegan.png", "methods_vae_recon_error.png",
+    "segment_fcn.png", "segment_unet.png", "lime_classifier.png", "lime_vae_area.png",
     "explanations_by_epoch.png", "tsne_features.png",
 ]
 

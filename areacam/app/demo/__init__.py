@@ -51,6 +51,8 @@ def _stages() -> list[Stage]:
         Stage("area grad-cam on autoencoders",
               (partial(autoencoder.area_gradcam, key="vae"), partial(autoencoder.area_gradcam, key="vaegan")),
               ("area_gradcam_vae.png", "area_gradcam_vaegan.png")),
+        Stage("methods on a vae's reconstruction error", (autoencoder.method_comparison,),
+              ("methods_vae_recon_error.png",)),
         Stage("segmentation debugging",
               (partial(segmentation.segment_debugging, key="fcn"), partial(segmentation.segment_debugging, key="unet")),
               ("segment_fcn.png", "segment_unet.png")),
