@@ -6,7 +6,7 @@ import torch
 
 import areacam as ac
 
-from ...viz import region_figure
+from ...viz import draw_box, overlay, panel_grid, region_figure, to_rgb
 from .common import Context, Figure, sample_per_class
 
 __all__ = ["BOXES", "area_gradcam", "method_comparison"]
@@ -65,7 +65,7 @@ def method_comparison(ctx: Context) -> list[Figure]:
     rows = [[draw_box(rgb[i], METHOD_BOX), draw_box(rec[i], METHOD_BOX), *(overlay(rgb[i], m[i]) for m in maps)]
             for i in range(len(rgb))]
     file = "methods_vae_recon_error.png"
-    panel_figure(rows, ctx.path(file), col_titles=["input + box", "reconstruction", *(n for n, _ in methods)])
+    panel_grid(rows, path=ctx.path(file), col_titles=["input + box", "reconstruction", *(n for n, _ in methods)])
     return [Figure(file, "autoencoder", "Seven methods on a VAE's reconstruction error",
                    "VAE on digits. Each row explains the squared error of the reconstruction inside the red box "
                    f"(ac.ReconstructionError(box=...)), CAMs at {layer}. The gradient CAMs and Integrated "
