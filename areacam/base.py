@@ -12,7 +12,7 @@ from .explanation import Explanation, normalize_maps, upsample
 from .layers import LayerCapture, LayerView, Layout, unwrap_model
 from .state import check_input, explaining
 from .targets import Target, as_target_list
-from .vjp import score_targets, target_gradients
+from .vjp import score_columns, score_targets, stacked, target_gradients
 
 __all__ = ["Explainer", "LayerActivations", "LayerGradients", "finish", "input_gradients", "layer_activations",
            "layer_gradients"]
@@ -89,8 +89,9 @@ def layer_gradients(
         output = capture.run(x)
         acts, layout = capture.value, capture.layout
         read = _read(capture, x)
-        scores = score_targets(targets, output, x)
-        grads = target_gradients(scores, acts, capture.where, targets, batched)
+        columns = score_columns(targets, output, x)
+        grads = target_gradients(columns, acts, capture.where, targets, batched)
+        scores = stacked(columns)
     return LayerGradients(read.float(), layout.per_target(grads), scores.detach().float(), targets, str(layout))
 
 
@@ -134,8 +135,9 @@ def input_gradients(
         stack.enter_context(explaining(model))
         stack.enter_context(hooks if hooks is not None else nullcontext())
         output = model(inputs)
-        scores = score_targets(targets, output, inputs)
-        grads = target_gradients(scores, inputs, "the input", targets, batched)
+        columns = score_columns(targets, output, inputs)
+        grads = target_gradients(columns, inputs, "the input", targets, batched)
+        scores = stacked(columns)
     return grads, scores.detach().float(), targets
 
 
