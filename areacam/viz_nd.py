@@ -287,8 +287,8 @@ def signal_figure(
     """The signal with each map as a coloured band beneath it and the region shaded: one row per map.
 
     ``signal`` is one ``(C, L)`` or ``(L,)`` sample; ``maps`` ``(K, L)`` in ``[0, 1]``. With ``recon``
-    (an autoencoder's ``(C, L)`` reconstruction) a second column shows the signal, the reconstruction
-    and their squared error, with the region shaded.
+    (an autoencoder's ``(C, L)`` reconstruction) a panel beside the rows shows the signal, the
+    reconstruction and their squared error, with the first row's region shaded.
     """
     _check_look(colormap, 0.5)
     values = _sample(signal, 1, "signal")
@@ -321,21 +321,20 @@ def signal_figure(
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelbottom=False, labelsize=7)
         band.tick_params(labelsize=7)
-        if rebuilt is not None:
-            right = fig.add_subplot(grid[2 * row : 2 * row + 2, 1])
-            for channel, again in zip(values, rebuilt):
-                right.plot(t, channel, color="black", linewidth=0.8, label="signal")
-                right.plot(t, again, color="tab:blue", linewidth=0.8, label="reconstruction")
-            error = ((rebuilt - values) ** 2).sum(0)
-            right.fill_between(t, 0, error, color="tab:red", alpha=0.35, label="squared error")
-            _shade(right, mask)
-            right.set_xlim(0, length - 1)
-            right.set_title("signal, reconstruction, squared error", fontsize=8)
-            right.tick_params(labelsize=7)
-            if row == 0:
-                handles, labels = right.get_legend_handles_labels()
-                keep = dict(zip(labels, handles))
-                right.legend(keep.values(), keep.keys(), fontsize=6, loc="upper right")
+    if rebuilt is not None:  # one panel beside all rows: the signal, the reconstruction, their error
+        right = fig.add_subplot(grid[:, 1])
+        for channel, again in zip(values, rebuilt):
+            right.plot(t, channel, color="black", linewidth=0.8, label="signal")
+            right.plot(t, again, color="tab:blue", linewidth=0.8, label="reconstruction")
+        error = ((rebuilt - values) ** 2).sum(0)
+        right.fill_between(t, 0, error, color="tab:red", alpha=0.35, label="squared error")
+        _shade(right, _region_mask(regions[0], (length,), sample))
+        right.set_xlim(0, length - 1)
+        right.set_title("signal, reconstruction, squared error", fontsize=8)
+        right.tick_params(labelsize=7)
+        handles, labels = right.get_legend_handles_labels()
+        keep = dict(zip(labels, handles))
+        right.legend(keep.values(), keep.keys(), fontsize=6, loc="upper right")
     if path is not None:
         save_figure(fig, path)
     return fig

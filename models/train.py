@@ -57,8 +57,8 @@ _BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("segmentation", "shapes"): dict(epochs=15, batch_size=32, lr=1e-3, size=64, n_train=2000, n_test=500),
     ("generative", "digits"): dict(epochs=30, batch_size=64, lr=1e-3, size=32, n_train=None, n_test=None),
     ("generative", "shapes"): dict(epochs=20, batch_size=64, lr=1e-3, size=32, n_train=2000, n_test=500),
-    ("segmentation", "volumes"): dict(epochs=8, batch_size=8, lr=3e-3, size=24, n_train=200, n_test=50),
-    ("reconstruction", "signals"): dict(epochs=15, batch_size=64, lr=3e-3, size=256, n_train=2000, n_test=500),
+    ("segmentation", "volumes"): dict(epochs=6, batch_size=8, lr=3e-3, size=24, n_train=128, n_test=32),
+    ("reconstruction", "signals"): dict(epochs=10, batch_size=64, lr=3e-3, size=256, n_train=1000, n_test=200),
 }
 _MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "vaegan": dict(lr=5e-4),
@@ -143,16 +143,16 @@ def load_data(
             m_test=m[n_train:],
         )
     if data == "volumes":
-        n_train = 200 if n_train is None else n_train
-        n_test = 50 if n_test is None else n_test
+        n_train = 128 if n_train is None else n_train
+        n_test = 32 if n_test is None else n_test
         x, y, m = ac_data.volumes(n_train + n_test, size=size, random_state=random_state)
         return dict(
             x_train=x[:n_train], y_train=y[:n_train], m_train=m[:n_train],
             x_test=x[n_train:], y_test=y[n_train:], m_test=m[n_train:],
         )
     if data == "signals":
-        n_train = 2000 if n_train is None else n_train
-        n_test = 500 if n_test is None else n_test
+        n_train = 1000 if n_train is None else n_train
+        n_test = 200 if n_test is None else n_test
         x, clean, a = ac_data.signals(n_train + n_test, length=size, random_state=random_state)
         zeros = torch.zeros(n_train + n_test, dtype=torch.int64)
         return dict(

@@ -78,8 +78,9 @@ class SignalAE(nn.Module):
 
     ``forward(x)`` returns ``(recon, code)``: ``recon`` ``(B, C, L)`` (linear output, no squashing),
     ``code`` ``(B, code_channels, L / 16)``. Submodules: ``encoder.conv1..conv4`` (``relu1..relu3``
-    between), ``decoder.deconv1..deconv4`` (``relu1..relu3``). Usual CAM layers: ``encoder.relu3``
-    (L/8), ``decoder.relu2`` (L/4). ``L`` must be a multiple of 16.
+    between), ``decoder.deconv1..deconv4`` (``relu1..relu3``). Usual CAM layers: ``decoder.deconv2``
+    (L/4), ``encoder.conv3`` (L/8): convolutions, whose type fixes the channels-first layout (a ReLU's
+    ``(B, C, l)`` output is ambiguous in 1-D and needs ``layout="nchw"``). ``L`` must be a multiple of 16.
     """
 
     def __init__(self, in_channels: int = 1, width: int = 16, code_channels: int = 4):

@@ -22,7 +22,7 @@ EXPECTED = [
     "gradcam_vs_gradcampp_layers.png", "gradcam_vs_gradcampp_architectures.png", "area_gradcam_vae.png",
     "area_gradcam_vaegan.png", "methods_vae_recon_error.png",
     "segment_fcn.png", "segment_unet.png", "lime_classifier.png", "lime_vae_area.png",
-    "explanations_by_epoch.png", "tsne_features.png",
+    "explanations_by_epoch.png", "tsne_features.png", "volume_segmentation.png", "signal_anomaly.png",
 ]
 
 
@@ -134,7 +134,8 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
     """Every python block of each docs/guide-*.md runs, in order, in a fresh folder."""
     guides = sorted((Path(__file__).resolve().parents[1] / "docs").glob("guide-*.md"))
     assert [g.name for g in guides] == [
-        "guide-autoencoder.md", "guide-classifier.md", "guide-datasets.md", "guide-segmentation.md"
+        "guide-autoencoder.md", "guide-classifier.md", "guide-datasets.md", "guide-segmentation.md",
+        "guide-volumes-signals.md",
     ]
     for guide in guides:
         folder = tmp_path / guide.stem

@@ -39,7 +39,7 @@ def _train_all(ctx: Context) -> list[Figure]:
 
 
 def _stages() -> list[Stage]:
-    from . import autoencoder, classifier, features, lime_panels, segmentation
+    from . import autoencoder, classifier, features, lime_panels, segmentation, volumes
 
     return [
         Stage("train models", (_train_all,), ()),
@@ -60,6 +60,8 @@ def _stages() -> list[Stage]:
               ("lime_classifier.png", "lime_vae_area.png")),
         Stage("explanations by epoch", (classifier.explanations_by_epoch,), ("explanations_by_epoch.png",)),
         Stage("t-sne of features", (features.tsne_features,), ("tsne_features.png",)),
+        Stage("volumes and signals", (volumes.volume_segmentation, volumes.signal_anomaly),
+              ("volume_segmentation.png", "signal_anomaly.png")),
     ]
 
 

@@ -57,4 +57,16 @@ MODELS: dict[str, ModelSpec] = {
         full=dict(epochs=10, n_train=1000, n_test=200, size=64, batch_size=16, lr=1e-3,
                   model_kwargs=dict(encoder_name="resnet18", decoder_channels=[128, 64, 32, 16, 16])),
     ),
+    # Volumes and signals: small on purpose (the 3-D U-Net trains on 2 cores in tens of seconds).
+    "unet3d": ModelSpec(
+        "unet3d", "volumes",
+        quick=dict(epochs=2, n_train=32, n_test=8, size=16, batch_size=8, lr=5e-3, model_kwargs=dict(width=6)),
+        full=dict(epochs=4, n_train=64, n_test=16, size=24, batch_size=8, lr=5e-3, model_kwargs=dict(width=4)),
+    ),
+    "signal_ae": ModelSpec(
+        "signal_ae", "signals",
+        quick=dict(epochs=4, n_train=300, n_test=60, size=256, batch_size=64, lr=3e-3, model_kwargs=dict(width=8)),
+        full=dict(epochs=10, n_train=1000, n_test=200, size=256, batch_size=64, lr=3e-3,
+                  model_kwargs=dict(width=16)),
+    ),
 }
