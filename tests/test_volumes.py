@@ -255,3 +255,20 @@ def test_signal_figure_band_region_and_reconstruction(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(ValueError, match="recon of shape"):
         ac.signal_figure(signal, heat, recon=torch.zeros(1, 32))
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_integrated_gradients_equal_captum_for_classes_and_regions(dims):
+    if not hasattr(ac, "IntegratedGradients"):
+        pytest.skip("ac.IntegratedGradients (issue 13) is not in this checkout")
+    model, x = classifier(dims), inputs(dims)
+    expl = ac.IntegratedGradients(model, steps=16)(x, [ac.Class(0), ac.Class(3)])
+    method = captum_attr.IntegratedGradients(model)
+    for k, cls in enumerate((0, 3)):
+        ref = method.attribute(x, target=cls, n_steps=16, method="gausslegendre")
+        torch.testing.assert_close(expl.raw[:, k], ref, rtol=1e-4, atol=1e-6)
+    net = dense(dims)
+    expl = ac.IntegratedGradients(net, steps=16)(x, ac.Area(box=BOXES[dims], channel=1))
+    ref = captum_attr.IntegratedGradients(RegionSum(net, BOXES[dims], 1)).attribute(x, n_steps=16)
+    torch.testing.assert_close(expl.raw[:, 0], ref, rtol=1e-4, atol=1e-6)
+    assert expl.maps.shape == (2, 1, *x.shape[2:])
