@@ -25,7 +25,7 @@ def area_gradcam(ctx: Context, key: str) -> list[Figure]:
     x = data["x_test"][idx]
     targets = [ac.Area(box=box) for box in BOXES]
     layer = "encoder.relu2"
-    cam = ac.GradCAM(model, layer)(x, targets)
+    cam = ac.GradCAM(model, layer, layout="nchw")(x, targets)
     guided = ac.GuidedBackprop(model)(x, targets)
     with torch.no_grad():
         recon = model.eval()(x)[0]

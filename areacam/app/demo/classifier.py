@@ -47,8 +47,8 @@ def gradcam_by_layer(ctx: Context) -> list[Figure]:
     rgb = to_rgb(x)
     rows, names = [list(rgb) + list(rgb)], ["input"]
     for layer in layers:
-        cam = ac.GradCAM(model, layer)(x, ac.Class(y.tolist()))
-        campp = ac.GradCAMPlusPlus(model, layer)(x, ac.Class(y.tolist()))
+        cam = ac.GradCAM(model, layer, layout="nchw")(x, ac.Class(y.tolist()))
+        campp = ac.GradCAMPlusPlus(model, layer, layout="nchw")(x, ac.Class(y.tolist()))
         rows.append([overlay(i, m[0]) for i, m in zip(rgb, cam.maps)]
                     + [overlay(i, m[0]) for i, m in zip(rgb, campp.maps)])
         names.append(f"{layer.split('.')[1]} ({cam.raw.shape[-1]}x{cam.raw.shape[-2]})")
@@ -77,7 +77,7 @@ def explanations_by_epoch(ctx: Context) -> list[Figure]:
     columns = [list(rgb)]
     titles = ["input"]
     for epoch, model in checkpoints:
-        expl = ac.GradCAM(model, "features.block3.relu")(x, ac.Class(y.tolist()))
+        expl = ac.GradCAM(model, "features.block3.relu", layout="nchw")(x, ac.Class(y.tolist()))
         columns.append([overlay(i, m[0]) for i, m in zip(rgb, expl.maps)])
         acc = history.get(epoch, {}).get("test_accuracy")
         titles.append(f"epoch {epoch}" + (f" (acc {acc:.0%})" if acc is not None else ""))

@@ -28,7 +28,8 @@ def filters_by_depth(ctx: Context) -> list[Figure]:
     count, steps = (4, 16) if ctx.quick else (8, 96)
     rows, names = [], []
     for layer in BLOCKS:
-        vis = feats.FilterVisualizer(model, layer, size=size, channels=3, steps=steps, lr=0.08, random_state=0)
+        vis = feats.FilterVisualizer(model, layer, size=size, channels=3, steps=steps, lr=0.08, random_state=0,
+                                     layout="nchw")
         images = vis(list(range(min(count, vis.num_filters()))))
         rows.append(list(to_rgb(images.clamp(0, 1))))
         names.append(layer.split(".")[1])
@@ -56,7 +57,7 @@ def feature_maps_by_depth(ctx: Context) -> list[Figure]:
     x = data["x_test"][sample_per_class(data["y_test"], 1)]
     rows, names = [], []
     for layer in BLOCKS:
-        acts, _fig = feats.feature_maps(model, layer, x, channels=8)
+        acts, _fig = feats.feature_maps(model, layer, x, channels=8, layout="nchw")
         maps, _ = normalize_maps(acts[:, :8])
         rows.append([to_rgb(x)[0]] + [m.numpy() for m in maps[0]])
         names.append(f"{layer.split('.')[1]} {acts.shape[-1]}x{acts.shape[-2]}")

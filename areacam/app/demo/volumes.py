@@ -43,7 +43,7 @@ def volume_segmentation(ctx: Context) -> list[Figure]:
     boxes = _boxes(masks > 0)
     # "Why is this region segmented": the voxels predicted as each class inside each object's box.
     targets = [ac.Segment(c + 1, mask=boxes) for c in range(len(VOLUME_CLASSES))]
-    cam = ac.GradCAM(model, VOLUME_LAYER)(x, targets)
+    cam = ac.GradCAM(model, VOLUME_LAYER, layout="nchw")(x, targets)
     saliency = ac.Saliency(model)(x, targets)
     rows = torch.arange(count)
     column = labels  # the object's true class
