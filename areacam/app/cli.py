@@ -1,4 +1,4 @@
-"""The ``areacam`` command: ``demo``, ``explain``, ``layers``, ``run`` and ``report``.
+"""The ``areacam`` command: ``demo``, ``explain``, ``evaluate``, ``layers``, ``run`` and ``report``.
 
 Every bad input ends with a one-line ``areacam <command>: error: ...`` on stderr and exit status 2;
 nothing is written before all inputs are checked and all maps are computed. Set ``AREACAM_DEBUG=1``
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: areacam demo --out demo_out --quick",
         formatter_class=fmt,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,explain,layers,run,report}", parser_class=_Parser)
+    commands = "{demo,explain,evaluate,layers,run,report}"
+    sub = parser.add_subparsers(dest="command", metavar=commands, parser_class=_Parser)
 
     demo = sub.add_parser(
         "demo",
@@ -87,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
     explain.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
 
+    from .evaluate import EVALUATE_EXAMPLE, RANK_EXAMPLE, add_evaluate_args, add_rank_args
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="is the explanation right? faithfulness, localisation and randomisation checks of a method",
+        description="Explain targets of a model on image files with one method and score the maps: deletion "
+        "and insertion curves beside a random ranking, localisation against --mask files, sparseness, and "
+        "the cascading model-randomisation sanity check (Adebayo et al. 2018).",
+        epilog=EVALUATE_EXAMPLE,
+        formatter_class=fmt,
+    )
+    _model_args(evaluate)
+    add_evaluate_args(evaluate)
+
     layers = sub.add_parser(
         "layers",
         help="list the model's modules with output shapes and the usual CAM layers",
@@ -94,10 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "shape and how areacam reads it (e.g. 'nchw 7x7, C=512', 'tokens 1+14x14, C=192'); '*' marks the "
         "usual CAM choices (per grid size, the last feature map the output depends on).",
         epilog="examples:\n  areacam layers --model classifier\n"
-        "  areacam layers --model mypkg.nets:build --size 224 224",
+        "  areacam layers --model mypkg.nets:build --size 224 224\n" + RANK_EXAMPLE,
         formatter_class=fmt,
     )
     _model_args(layers)
+    add_rank_args(layers)
 
     from .run import RUN_EXAMPLE, add_run_args
 
@@ -146,7 +162,13 @@ def _dummy(model: nn.Module, size: list[int] | None) -> torch.Tensor:
 
 
 def run_layers(args: argparse.Namespace) -> int:
-    """``areacam layers``: print the layer table."""
+    """``areacam layers``: print the layer table (``--rank``: the layers ranked by a metric)."""
+    if args.rank or args.image or args.target or args.mask or args.candidates:
+        from .evaluate import run_rank
+
+        if not args.rank:
+            raise InputError("--image, --target, --mask and --candidates go with --rank")
+        return run_rank(args)
     model = load_model(args.model, args.weights)
     x = _dummy(model, args.size)
     try:
@@ -280,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             from .run_report import report_from_args
 
             return report_from_args(args)
+        if args.command == "evaluate":
+            from .evaluate import run_evaluate
+
+            return run_evaluate(args)
         return run_layers(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
