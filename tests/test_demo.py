@@ -23,6 +23,7 @@ EXPECTED = [
     "area_gradcam_vaegan.png", "methods_vae_recon_error.png",
     "segment_fcn.png", "segment_unet.png", "lime_classifier.png", "lime_vae_area.png",
     "explanations_by_epoch.png", "tsne_features.png", "volume_segmentation.png", "signal_anomaly.png",
+    "trust_metrics.png", "randomisation_classifier.png",
 ]
 
 
@@ -65,6 +66,37 @@ def test_report_references_every_figure_once_grouped_by_use_case(run):
     assert f'<pre id="{CHECK_ID}">pending</pre>' in page
     assert 'id="skipped"' not in page
     assert len(re.findall(r"<figcaption>[^<]{40,}</figcaption>", page)) == len(EXPECTED)
+
+
+def test_which_method_to_trust_section(run):
+    """The report's last section: the explainer x metric table of four models and the sanity-check strip."""
+    page = (run[0] / "report.html").read_text()
+    section = page[page.index('<section id="quality">'):]
+    section = section[:section.index("</section>")]
+    assert "<h2>Which method to trust</h2>" in section
+    assert "figures/trust_metrics.png" in section and "figures/randomisation_classifier.png" in section
+    table = section[section.index('<table class="trust">'):section.index("</table>")]
+    assert table.count('<td rowspan="9">') == 4  # chance + 8 methods per model
+    for model in ("shapes classifier", "U-Net (ResNet-18)", "FCN-8s (AlexNet)", "VAE (digits)"):
+        assert model in table
+    numbers = [float(v) for v in re.findall(r"<td>(?:<b>)?(-?\d+\.\d\d)(?:</b>)?</td>", table)]
+    assert len(numbers) >= 4 * 8 * 4 and all(-1.0 <= v <= 1.5 for v in numbers)
+    caption = re.search(r"Sanity check, cascading randomisation \(Adebayo et al\. 2018\): with only the top stage "
+                        r"re-initialised, [^<]*; with every stage re-initialised, Grad-CAM (-?\d\.\d\d)[^<]*", section)
+    assert caption, "the caption states which methods pass the sanity check"
+    strip = re.search(r"Grad-CAM at (\S+) keeps Spearman (-?\d\.\d\d) to its trained map once the dense head is "
+                      r"random and (-?\d\.\d\d)", section)
+    assert strip and float(strip.group(3)) < 0.5  # Grad-CAM fails to survive randomisation: it passes the check
+
+
+def test_captions_state_measured_numbers(run):
+    page = (run[0] / "report.html").read_text()
+    vae = re.search(r"Share of each map&#x27;s mass inside its box, rows 1-4: Grad-CAM (\d+)%, (\d+)%, (\d+)%, (\d+)%",
+                    page)
+    assert vae, "the VAE caption states the measured mass inside each box"
+    assert "a map spread at random would put 16%, 14%, 16%, 28% there" in page  # the boxes' shares of 32x32
+    assert re.search(r"Grad-CAM&#x27;s maximum lies on the shape for: block2 \d+%.*block5 \d+%", page)
+    assert len(re.findall(r"its map&#x27;s maximum lies on the shape for \d+% of \d+ held-out images", page)) == 2
 
 
 def test_checkpoints_per_epoch_and_reuse(run):

@@ -39,10 +39,11 @@ def _train_all(ctx: Context) -> list[Figure]:
 
 
 def _stages() -> list[Stage]:
-    from . import autoencoder, classifier, features, lime_panels, segmentation, volumes
+    from . import autoencoder, classifier, features, lime_panels, quality, segmentation, volumes
 
     return [
         Stage("train models", (_train_all,), ()),
+        Stage("measure cam layers", (quality.pick_layers,), ()),
         Stage("saliency per class", (classifier.saliency_per_class,), ("saliency_per_class.png",)),
         Stage("filters by depth", (features.filters_by_depth,), ("filters_by_depth.png", "first_layer_kernels.png")),
         Stage("feature maps by depth", (features.feature_maps_by_depth,), ("feature_maps_by_depth.png",)),
@@ -62,6 +63,7 @@ def _stages() -> list[Stage]:
         Stage("t-sne of features", (features.tsne_features,), ("tsne_features.png",)),
         Stage("volumes and signals", (volumes.volume_segmentation, volumes.signal_anomaly),
               ("volume_segmentation.png", "signal_anomaly.png")),
+        Stage("which method to trust", (quality.trust_table,), ("trust_metrics.png", "randomisation_classifier.png")),
     ]
 
 

@@ -22,6 +22,7 @@ GROUPS = {
     "autoencoder": "Autoencoder reconstruction",
     "segmentation": "Segmentation debugging",
     "classifier": "Classifier analysis",
+    "quality": "Which method to trust",
 }
 
 
@@ -31,12 +32,14 @@ class StageSkipped(RuntimeError):
 
 @dataclass(frozen=True)
 class Figure:
-    """One written figure: file name under ``figures/``, report group, title and caption."""
+    """One written figure: file name under ``figures/``, report group, title, caption and an optional
+    HTML ``table`` shown under it."""
 
     file: str
     group: str
     title: str
     caption: str
+    table: str = ""
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Context:
     log: list[str] = field(default_factory=list)
     _models: dict[str, nn.Module] = field(default_factory=dict)
     _metrics: dict[str, dict] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # measurements shared by stages (e.g. CAM layers)
 
     @property
     def figures(self) -> Path:

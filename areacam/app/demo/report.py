@@ -26,6 +26,10 @@ figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee
 figcaption { font-size: 0.92em; color: #444; max-width: 60em; }
 .meta { color: #666; font-size: 0.9em; } .skipped { color: #a33; }
 #areacam-check { display: none; }
+table.trust { border-collapse: collapse; font-size: 0.85em; margin-top: 0.8em; }
+table.trust th, table.trust td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+table.trust td:first-child, table.trust td:nth-child(2) { text-align: left; }
+table.trust tr.chance td { color: #777; font-style: italic; }
 """
 
 _SCRIPT = """
