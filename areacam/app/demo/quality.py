@@ -56,7 +56,7 @@ CASCADES: dict[str, list[str]] = {
     "shapes_classifier": ["classifier", "features.block5", "features.block4", "features.block3", "features.block2",
                           "features.block1"],
     "unet": ["segmentation_head", "decoder", "encoder"],
-    "fcn": ["head", "score_pool4", "score_pool3", "backbone"],
+    "fcn": ["score_pool3", "score_pool4", "head", "backbone"],  # 8s: score_pool3 is the last skip added
     "vae": ["decoder", "encoder"],
 }
 
@@ -143,6 +143,7 @@ def measure(ctx: Context, case: Case, steps: int = 10, methods: dict | None = No
     methods = METHODS if methods is None else methods
     chance = Row(case.key, "chance")
     rows = []
+    sanity_group = None
     for i, (name, build) in enumerate(methods.items()):
         explainer = build(model, case.layer)
         acc: dict[str, list] = {}
@@ -164,11 +165,16 @@ def measure(ctx: Context, case: Case, steps: int = 10, methods: dict | None = No
                 share = masks.flatten(-2).float().mean(-1)
                 share = (share[:, None] if share.dim() == 1 else share).expand(maps.shape[:2])
                 acc.setdefault("mask_share", []).append(share)
-            if x is case.groups[0][0]:  # the sanity check on the first group only: it copies the model
+            if sanity_group is None:  # the sanity check on one group (it copies the model): the one
+                flat = [float(explainer(gx, gt).degenerate.float().mean()) for gx, gt, _ in case.groups]
+                sanity_group = case.groups[int(np.argmin(flat))][0]  # with the fewest blank maps
+            if x is sanity_group:
                 sanity = metrics.randomisation(lambda m, b=build: b(m, case.layer), model, x, targets,
                                                layers=case.cascade, progress=False)
-                acc.setdefault("spearman_top", []).append(sanity.spearman[0])
-                acc.setdefault("spearman_all", []).append(sanity.spearman[-1])
+                # A blank map (before or after) carries no information: left out, not counted as changed.
+                for key, step in (("spearman_top", 0), ("spearman_all", -1)):
+                    valid = ~(sanity.degenerate[0] | sanity.degenerate[step + 1 if step == 0 else -1])
+                    acc.setdefault(key, []).append(sanity.spearman[step][valid])
         row = Row(case.key, name)
         for key in ("deletion", "insertion"):
             row.values[key] = _mean([a for a, _ in acc[key]], [v for _, v in acc[key]])
@@ -359,7 +365,10 @@ def which_method(results: list[tuple[Case, list[Row]]]) -> list[str]:
     titles = {case.key: case.title for case, _ in results}
 
     def worst(name: str, key: str) -> tuple[float, str]:
-        return max((table[(model, name)][key], titles[model]) for model in titles)
+        """The highest value over the models (NaN: no model had an informative map)."""
+        values = [(table[(model, name)][key], titles[model]) for model in titles]
+        values = [v for v in values if v[0] == v[0]]
+        return max(values) if values else (float("nan"), "")
 
     stuck = [n for n in names if worst(n, "spearman_top")[0] >= SANITY_TOP]
     lines.append(
