@@ -175,7 +175,7 @@ def run_layers(args: argparse.Namespace) -> int:
         rows = layer_table(model, x)
     except (*USER_ERRORS, RuntimeError) as err:
         shape = tuple(x.shape)
-        raise InputError(f"a dummy forward pass of shape {shape} failed ({_one_line(err)}); pass --size H W") from None
+        raise InputError(f"a dummy forward pass of shape {shape} failed ({one_line(err)}); pass --size H W") from None
     width = max(len(r["name"]) for r in rows) if rows else 4
     shapes = ["-" if r["shape"] is None else str(r["shape"]).replace(" ", "") for r in rows]
     shape_width = min(max(map(len, shapes), default=1), 40)
@@ -193,7 +193,7 @@ def run_layers(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------- explain
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "target"
 
 
@@ -216,7 +216,7 @@ def run_explain(args: argparse.Namespace) -> int:
     try:
         expl = explainer(x, targets)
     except RuntimeError as err:
-        raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {_one_line(err)}") from None
+        raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}") from None
     overlays = expl.overlay(x, colormap=args.colormap)
     report = {"model": args.model, "weights": args.weights, "method": method.name, "layer": args.layer,
               "size": list(x.shape[-2:]), "images": []}
@@ -225,7 +225,7 @@ def run_explain(args: argparse.Namespace) -> int:
     for b, path in enumerate(args.image):
         entry = {"image": path, "targets": []}
         for k, spec in enumerate(args.target):
-            base = f"{stems[b]}_{method.name.replace('+', 'p')}_{k}_{_slug(spec)}"
+            base = f"{stems[b]}_{method.name.replace('+', 'p')}_{k}_{slug(spec)}"
             files[f"{base}.png"] = overlays[b, k]
             files[f"{base}_map.npy"] = expl.maps[b, k].numpy().astype(np.float32)
             files[f"{base}_raw.npy"] = expl.raw[b, k].detach().float().numpy()
@@ -236,7 +236,7 @@ def run_explain(args: argparse.Namespace) -> int:
             )
         report["images"].append(entry)
     files["scores.json"] = report
-    _write_all(out, files, save_png)
+    write_all(out, files, save_png)
     print(f"areacam explain: wrote {len(files)} files to {out}")
     return 0
 
@@ -244,12 +244,12 @@ def run_explain(args: argparse.Namespace) -> int:
 def _unique_stems(paths: list[str]) -> list[str]:
     stems: list[str] = []
     for path in paths:
-        stem = _slug(Path(path).stem)
+        stem = slug(Path(path).stem)
         stems.append(stem if stem not in stems else f"{stem}-{len(stems)}")
     return stems
 
 
-def _write_all(out: Path, files: dict[str, object], save_png) -> None:
+def write_all(out: Path, files: dict[str, object], save_png) -> None:
     """Write every file into a temp folder next to ``out``, then move them in (no partial output)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".areacam-", dir=out.parent))
@@ -273,7 +273,7 @@ def _write_all(out: Path, files: dict[str, object], save_png) -> None:
 # -------------------------------------------------------------------------------------------- main
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     text = " ".join(str(text).split())
     return text if len(text) <= 400 else text[:397] + "..."
@@ -313,12 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         if os.environ.get("AREACAM_DEBUG"):
             raise
-        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except Exception as err:
         if os.environ.get("AREACAM_DEBUG"):
             raise
-        print(f"{prog}: failed: {type(err).__name__}: {_one_line(err)} (AREACAM_DEBUG=1 shows the traceback)",
+        print(f"{prog}: failed: {type(err).__name__}: {one_line(err)} (AREACAM_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return 1
 

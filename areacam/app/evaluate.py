@@ -131,9 +131,9 @@ def _check_out(out: str) -> Path:
 
 
 def _forward_error(err: RuntimeError, x: torch.Tensor) -> InputError:
-    from .cli import _one_line
+    from .cli import one_line
 
-    return InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {_one_line(err)}")
+    return InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}")
 
 
 def _layer_factory(method: Method, layer: str | None, size: tuple[int, ...]):
@@ -150,7 +150,7 @@ def _layer_factory(method: Method, layer: str | None, size: tuple[int, ...]):
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``areacam evaluate``: check every input, compute maps, metrics and checks, then write everything."""
-    from .cli import _slug, _write_all
+    from .cli import slug, write_all
 
     method = get_method(args.method)
     targets = parse_targets(args.target)
@@ -177,7 +177,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                            order=args.randomisation, progress=False)
     except RuntimeError as err:
         raise _forward_error(err, x) from None
-    names = [f"{k}-{_slug(spec)}" for k, spec in enumerate(args.target)]
+    names = [f"{k}-{slug(spec)}" for k, spec in enumerate(args.target)]
     files: dict[str, object] = {}
     if evaluation.curves:
         files["curves.png"] = evaluation.plot(titles=list(args.target))
@@ -195,7 +195,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "figures": sorted(files),
     }
     files["evaluation.json"] = report
-    _write_all(out, files, _save_any)
+    write_all(out, files, _save_any)
     means = evaluation.means()
     shown = ", ".join(f"{key} {means[key]:.3f}" for key in ("deletion_auc", "deletion_random_auc", "insertion_auc",
                                                            "insertion_random_auc", "pointing_game",
