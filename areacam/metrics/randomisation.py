@@ -162,7 +162,8 @@ def randomisation(
         explainer_factory: ``model -> explainer`` (e.g. ``lambda m: ac.GradCAM(m, "layer4")``),
             called once on a deep copy of ``model``; or an explainer of ``model``, copied with it.
         model: the trained model; never modified.
-        x, targets: what to explain, as for an explainer call.
+        x: the inputs to explain, as for an explainer call.
+        targets: one target or ``K``, as for an explainer call.
         order: ``"cascading"`` (randomise from the output layer down, keeping the layers above
             randomised) or ``"independent"`` (one layer at a time, the others trained).
         layers: names of the modules to randomise, each step re-initialising everything inside one

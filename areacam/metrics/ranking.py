@@ -163,7 +163,9 @@ def rank_layers(
     """Rank candidate layers for ``method`` and ``targets`` by ``metric``, best first.
 
     Args:
-        model, x, targets: what to explain.
+        model: the model (left as found).
+        x: the inputs to explain.
+        targets: one target or ``K``.
         method: an explainer class or callable ``(model, layer) -> explainer`` (default Grad-CAM).
         metric: ``"deletion"`` (AUC, lower is better), ``"insertion"`` (AUC), ``"road"``
             (ROAD combined: least- minus most-relevant-first score change, halved and averaged over
@@ -172,7 +174,10 @@ def rank_layers(
         masks: ``(B, H, W)`` or ``(B, K, H, W)`` ground truth; when given, the table also lists the
             pointing game and relevance mass of every layer.
         layers: candidate layers (modules or dotted names); default :func:`candidate_layers`.
-        steps, baseline, batch_size, random_state: of the deletion/insertion curves.
+        steps: points of the deletion/insertion curves (as :func:`deletion`).
+        baseline: what replaces removed pixels (as :func:`deletion`).
+        batch_size: perturbed inputs per forward pass.
+        random_state: seeds the curves' tie-breaking and imputation.
         progress: tqdm bars of the perturbation metrics.
     """
     if metric not in METRICS:
