@@ -8,6 +8,8 @@
     (``models.create("unet3d")``) at ``bottleneck`` (16^3): pytorch-grad-cam 1.5.7 handles 5-D
     activations (it upsamples with scipy's cubic-spline zoom; the check passes areacam's raw maps
     through that same scaling).
+(d) Grad-CAM of a batch of 4 on timm ViT-B/16 (random weights) at ``blocks.11.norm1``, 224x224:
+    areacam reads the (B, 197, 768) tokens itself; pytorch-grad-cam gets its ViT reshape_transform.
 
     python scripts/bench_cam.py [--repeats 5] [--no-record]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import segmentation_models_pytorch as smp
+import timm
 import torch
 import torchvision
 from benchlib import machine, parse_record_args, record, timeit
@@ -138,11 +141,34 @@ def bench_volumes(repeats: int) -> dict[str, float]:
     }
 
 
+def vit_reshape(tensor: torch.Tensor) -> torch.Tensor:
+    """pytorch-grad-cam's ViT reshape_transform: drop the class token, (B, 196, C) -> (B, C, 14, 14)."""
+    result = tensor[:, 1:, :].reshape(tensor.size(0), 14, 14, tensor.size(2))
+    return result.transpose(2, 3).transpose(1, 2)
+
+
+def bench_vit(repeats: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    model = timm.create_model("vit_base_patch16_224", pretrained=False).eval()
+    x = torch.rand(4, 3, 224, 224)
+    ours = ac.GradCAM(model, "blocks.11.norm1")
+    theirs = PgcGradCAM(model=model, target_layers=[model.blocks[11].norm1], reshape_transform=vit_reshape)
+    classes = [1, 2, 3, 4]
+    expected = ours(x, ac.Class(classes))
+    got = theirs(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+    assert expected.layout == "tokens(prefix=1, grid=14x14)"
+    assert np.abs(expected.maps[:, 0].numpy() - got).max() < 1e-3, "the two disagree"
+    t_ours = timeit(lambda: ours(x, ac.Class(classes)), repeats)
+    t_theirs = timeit(lambda: theirs(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes]), repeats)
+    return {"areacam": t_ours, "pytorch-grad-cam": t_theirs}
+
+
 def main() -> None:
     args = parse_record_args(__doc__)
     a = bench_classifier(args.repeats)
     b = bench_regions(args.repeats)
     c = bench_volumes(args.repeats)
+    d = bench_vit(args.repeats)
     lines = [
         "## CAM: `python scripts/bench_cam.py`",
         "",
@@ -160,6 +186,9 @@ def main() -> None:
         f"16 pytorch-grad-cam calls {c['pytorch-grad-cam']:.3f} s | **{c['pytorch-grad-cam'] / c['areacam']:.2f}x** |",
         f"| (c) same | {c['areacam']:.3f} s | bare forward + 16 `autograd.grad` {c['bare loop']:.3f} s | "
         f"**{c['bare loop'] / c['areacam']:.2f}x** (areacam / bare = {c['areacam'] / c['bare loop']:.2f}) |",
+        f"| (d) Grad-CAM, ViT-B/16, batch 4, 224x224, `blocks.11.norm1` (tokens) | {d['areacam']:.3f} s | "
+        f"pytorch-grad-cam with its ViT reshape_transform {d['pytorch-grad-cam']:.3f} s | "
+        f"**{d['pytorch-grad-cam'] / d['areacam']:.2f}x** |",
     ]
     text = "\n".join(lines)
     print(text)

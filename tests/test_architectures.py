@@ -437,3 +437,28 @@ def test_a_tie_is_broken_only_where_sequential_semantics_prove_the_layout():
     permuted = _permuting_net()  # a custom module permutes: nothing is proved, the tie raises
     with pytest.raises(AmbiguousLayoutError):
         ac.GradCAM(permuted, "3")(torch.rand(2, 3, 8, 8), ac.Class(0))
+
+
+VIT_FACTORY = """
+import timm
+import torch
+
+
+def build():
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64, embed_dim=32, depth=2,
+                             num_heads=2, num_classes=10)
+"""
+
+
+def test_layers_command_prints_each_layout(tmp_path, monkeypatch, capsys):
+    from areacam.app.cli import main
+
+    (tmp_path / "vitnet_arch.py").write_text(VIT_FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["layers", "--model", "vitnet_arch:build", "--size", "64", "64"]) == 0
+    lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line
+             for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert lines["blocks.1.norm1"].rstrip().endswith("tokens 1+4x4, C=32")
+    assert lines["patch_embed.proj"].rstrip().endswith("nchw 4x4, C=32")
+    assert lines["blocks.1.attn.qkv"].startswith("* ")

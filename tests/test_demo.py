@@ -167,7 +167,7 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
     guides = sorted((Path(__file__).resolve().parents[1] / "docs").glob("guide-*.md"))
     assert [g.name for g in guides] == [
         "guide-autoencoder.md", "guide-classifier.md", "guide-datasets.md", "guide-segmentation.md",
-        "guide-volumes-signals.md",
+        "guide-transformers.md", "guide-volumes-signals.md",
     ]
     for guide in guides:
         folder = tmp_path / guide.stem
