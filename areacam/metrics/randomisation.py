@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..base import Explainer
-from ..layers import resolve_layer
+from ..layers import Hooks, resolve_layer
 from ..state import check_input, explaining
 from ..targets import Class, Target, as_target_list
 from .checks import as_maps, flat_maps
@@ -85,17 +85,12 @@ class Similarity:
 def _execution_order(model: nn.Module, x: Tensor) -> list[str]:
     """Names of the modules in the order their forward calls finish on ``x``."""
     names: list[str] = []
-    handles = [
-        module.register_forward_hook(lambda m, i, o, name=name: names.append(name))
-        for name, module in model.named_modules()
-        if name
-    ]
-    try:
+    with Hooks() as hooks:
+        for name, module in model.named_modules():
+            if name:
+                hooks.add(module.register_forward_hook(lambda m, i, o, name=name: names.append(name)))
         with explaining(model), torch.no_grad():
             model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
     return list(dict.fromkeys(names))
 
 

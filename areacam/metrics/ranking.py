@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..cam import GradCAM
 from ..checks import check_int
-from ..layers import layer_name, resolve_layer
+from ..layers import Hooks, layer_name, resolve_layer
 from ..state import check_input, explaining
 from ..targets import Target, as_target_list
 from .checks import flat_maps
@@ -68,17 +68,12 @@ def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
             records.append((name, output))
 
     modules = dict(model.named_modules())
-    handles = [
-        module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name))
-        for name, module in modules.items()
-        if name and not isinstance(module, nn.Identity)
-    ]
-    try:
+    with Hooks() as hooks:
+        for name, module in modules.items():
+            if name and not isinstance(module, nn.Identity):
+                hooks.add(module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name)))
         with explaining(model), torch.no_grad():
             output = model(x[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
     final = {id(t) for t in _tensors(output)}
     producers: dict[int, list[str]] = {}
     shapes: dict[int, tuple[int, int]] = {}
