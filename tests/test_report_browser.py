@@ -68,11 +68,13 @@ def test_quick_demo_report_in_chromium(tmp_path_factory):
     """The real report of ``areacam demo --quick`` (shared run with test_demo.py)."""
     from _demo_run import quick_demo
 
+    from areacam.app import demo
+
     out, status, _, _ = quick_demo(tmp_path_factory)
     assert status == 0
     result = check_report.check_report(out / "report.html", out / "report.png", CHROMIUM)
     assert result["problems"] == []
-    assert result["images"] == result["loaded"] == 14
+    assert result["images"] == result["loaded"] == len(demo.expected_figures())
     assert (out / "report.png").stat().st_size > 10_000
 
 
