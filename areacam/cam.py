@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .base import Explainer, finish, layer_gradients
 from .explanation import Explanation
+from .field import Field, check_mode, field_call
 from .layers import LayerView, resolve_layer
 from .targets import Target
 
@@ -36,7 +37,10 @@ class CAM(Explainer):
     ``layer`` is a module of ``model`` or its dotted name. ``batched`` picks how the K backward
     passes run (``None``: a batched VJP on accelerators, a loop on the CPU). ``layout``, ``grid``,
     ``prefix_tokens``, ``layer_output`` and ``reshape`` say how the layer's output is read as
-    ``(B, C, h, w)`` (see :class:`~areacam.layers.LayerView`; by default from its shape).
+    ``(B, C, h, w)`` (see :class:`~areacam.layers.LayerView`; by default from its shape). ``mode``
+    picks between the backward passes and a forward-mode field (:mod:`areacam.field`) for the
+    methods that have one: ``"auto"`` (the field above the break-even number of targets),
+    ``"field"`` or ``"backward"``.
     """
 
     def __init__(
@@ -50,19 +54,35 @@ class CAM(Explainer):
         prefix_tokens: int | None = None,
         layer_output: object = None,
         reshape: Callable[[Tensor], Tensor] | None = None,
+        mode: str = "auto",
     ):
         super().__init__(model)
         self.layer = resolve_layer(model, layer)
         self.batched = batched
         self.view = LayerView(layout, grid, prefix_tokens, layer_output, reshape)
+        self.mode = check_mode(self, mode)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
+        if self.mode != "backward":
+            return field_call(self, x, targets)
+        return self.backward(x, targets)
+
+    def backward(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+        """The explanation from one forward pass and one backward pass per target."""
         acts, grads, scores, targets, layout = layer_gradients(
             self.model, self.layer, x, targets, self.batched, self.view
         )
         raw = torch.relu(self.cam(acts, grads))
         return finish(raw, raw, scores, targets, x.shape[2:], layout)
+
+    def field(self, x: Tensor, max_memory: int | None = None) -> Field:
+        """The forward-mode field of ``x`` at this layer: call it with any number of targets."""
+        return Field(self, x, max_memory)
+
+    def field_tangents(self, acts: Tensor) -> Tensor:  # pragma: no cover - only methods with a field
+        """Per-channel tangents ``(B, C, h, w)`` whose JVPs give the weights (see :mod:`areacam.field`)."""
+        raise NotImplementedError
 
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Map before the ReLU: ``acts (B, C, *s)``, ``grads (B, K, C, *s)`` -> ``(B, K, *s)``."""
@@ -80,6 +100,10 @@ class GradCAM(CAM):
 
     def weights(self, acts: Tensor, grads: Tensor) -> Tensor:
         return grads.mean(dim=spatial_dims(grads, 3))
+
+    def field_tangents(self, acts: Tensor) -> Tensor:
+        # The spatial mean: a constant shift of each channel by 1 / (number of positions).
+        return torch.full_like(acts, 1.0 / acts[0, 0].numel())
 
 
 class GradCAMPlusPlus(CAM):

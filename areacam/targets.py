@@ -142,9 +142,14 @@ def _take_rows(values: Tensor, samples: int | list[int], what: str) -> Tensor:
 
 
 class Target:
-    """Base class: ``target(output, inputs)`` returns a ``(B,)`` score tensor."""
+    """Base class: ``target(output, inputs)`` returns a ``(B,)`` score tensor.
+
+    ``field_seed``: the score reads nothing but the model output and the inputs, so its gradient with
+    respect to the output (autograd through the target alone) is exact for fields (areacam.field).
+    """
 
     output: OutputSelector = None
+    field_seed: bool = True
 
     def score(self, out: Tensor, inputs: Tensor) -> Tensor:  # pragma: no cover - abstract
         """Score of the selected output ``out``: ``(B,)``."""
@@ -581,13 +586,21 @@ class ReconstructionError(_RegionTarget):
 
 
 class Score(Target):
-    """Any score: ``fn(output)`` must return a ``(B,)`` tensor (``output`` is the selected part)."""
+    """Any score: ``fn(output)`` must return a ``(B,)`` tensor (``output`` is the selected part).
 
-    def __init__(self, fn: Callable[[Tensor], Tensor], output: OutputSelector = None):
+    ``pure=True`` promises that ``fn`` reads nothing but its argument (no tensor stored by a hook, no
+    state of the model): fields (``mode="field"``) may then differentiate ``fn`` alone. Otherwise a
+    field cannot know what ``fn`` reads, and the explainer answers it with backward passes.
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], output: OutputSelector = None, pure: bool = False):
         if not callable(fn):
             raise TypeError(f"Score needs a callable, got {fn!r}")
+        if not isinstance(pure, bool):
+            raise TypeError(f"Score pure must be a bool, got {pure!r}")
         self.fn = fn
         self.output = output
+        self.field_seed = pure
 
     def __repr__(self) -> str:
         return f"Score({getattr(self.fn, '__name__', 'fn')})"

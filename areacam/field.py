@@ -1,0 +1,469 @@
+"""Fields: the Grad-CAM of every region of an output from ``C`` forward-mode products.
+
+Why it works. For any target, the gradient of its score at the layer is ``J^T s``: ``s = d score /
+d out`` (the *seed*) pulled back through the Jacobian of the output with respect to the layer's
+activations. Grad-CAM reduces that gradient per channel by a spatial mean, which is itself a linear
+map, so the channel weights are linear in the seed::
+
+    w_c = sum_q s(q) * F_c(q),    F_c = d out / d eps  for the layer output  A + eps * T_c
+
+where ``T_c`` is a tangent living on channel ``c`` only. Grad-CAM's mean over the ``h x w`` grid is
+``T_c = 1 / (h w)`` (a constant shift of channel ``c``). XGrad-CAM's weights
+``sum_p g_c(p) A_c(p) / (sum_p A_c(p) + eps)`` are the same reduction with the activation-weighted
+tangent ``T_c = A_c / (sum_p A_c + eps)``: still one tangent per channel, so the same field serves
+it. ``F`` (the *field*, one output-shaped tensor per channel) costs ``C`` Jacobian-vector products,
+batched with :func:`torch.func.vmap` under a memory budget; afterwards each target costs one dot
+product of its seed with ``F``, and a box of an output channel costs O(C) through a summed-area
+table of ``F``, whatever its size.
+
+Methods that reduce the gradient *position by position* (Grad-CAM++'s ``alpha`` uses powers of the
+gradient, HiResCAM and LayerCAM multiply gradient and activation at each position, LayerCAM clips
+each position with a ReLU) are not linear in a per-channel reduction, so no ``C``-tangent field
+gives them: they keep one backward pass per target.
+
+Seeds. A target's seed is taken by autograd through the *target alone* (its score on a detached copy
+of the output), which is exact by the chain rule for every target whose score is a differentiable
+function of the model output and the input only: Area, Pixel, Class, Segment, Latent,
+ReconstructionError (``field_seed = True`` on the class). A :class:`~areacam.targets.Score` runs an
+arbitrary function, which may also read a tensor stored by a hook during the pass: differentiating
+the output alone would then silently miss that path, so a ``Score`` has no seed unless built with
+``pure=True``. Without a seed, the explainer answers with backward passes and a warning
+(``mode="auto"``) or raises :class:`FieldUnavailable` (``mode="field"``). Box targets (an
+``Area``/``Pixel`` with ``box=``) skip the autograd and read a summed-area table of the field.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from .base import finish
+from .explanation import Explanation
+from .layers import layer_name
+from .state import check_input, explaining
+from .targets import Area, Target, as_target_list
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cam import CAM
+
+__all__ = [
+    "JVP_VJP_COST",
+    "MODES",
+    "Field",
+    "FieldUnavailable",
+    "break_even",
+    "check_mode",
+    "choose_mode",
+    "field_call",
+    "supports_field",
+]
+
+MODES = ("auto", "field", "backward")
+
+#: Cost of one forward-mode product (one channel of the field) in units of one backward pass (one
+#: target), measured by ``scripts/bench_field.py`` on the smp U-Net R18 at 160 px, 2 threads (see
+#: docs/performance.md). The field pays off above ``break_even(C) = ceil(C * JVP_VJP_COST)`` targets.
+JVP_VJP_COST = 1.0
+
+#: Memory budget of the batched forward-mode products when ``max_memory`` is not given.
+DEFAULT_MAX_MEMORY = 1 << 30
+
+
+class FieldUnavailable(RuntimeError):
+    """The field cannot be formed (an op without a forward-mode rule, a target without a seed)."""
+
+
+def break_even(channels: int) -> int:
+    """Number of targets above which the field is faster than backward passes for a ``channels``-wide layer."""
+    return max(1, math.ceil(channels * JVP_VJP_COST))
+
+
+def choose_mode(mode: str, count: int, channels: int) -> str:
+    """``"field"`` or ``"backward"`` for ``count`` targets at a layer of ``channels`` channels.
+
+    ``mode="auto"`` picks the field when ``count`` exceeds :func:`break_even`; the others are forced.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "field" if count > break_even(channels) else "backward"
+
+
+def check_mode(explainer: CAM, mode: str) -> str:
+    """Check a CAM's ``mode`` argument; ``"auto"`` of a method without a field is ``"backward"``."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if supports_field(explainer):
+        return mode
+    if mode == "field":
+        raise ValueError(
+            f"{type(explainer).__name__} has no field (mode='field'): its weights need per-position "
+            "gradients, not a per-channel reduction of them; only Grad-CAM and XGrad-CAM have one"
+        )
+    return "backward"
+
+
+def field_call(explainer: CAM, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    """An explainer call with ``mode`` ``"field"`` or ``"auto"`` (see :func:`choose_mode`)."""
+    targets = as_target_list(targets)
+    if explainer.mode == "auto":
+        if len(targets) <= 1 or choose_mode("auto", len(targets), _channels(explainer, x)) == "backward":
+            return explainer.backward(x, targets)
+    strict = explainer.mode == "field"
+    unseeded = next((target for target in targets if not target.field_seed), None)
+    if unseeded is not None:
+        reason = f"{unseeded!r} has no seed for a field: {_NO_SEED}"
+        if strict:
+            raise FieldUnavailable(f"{reason}; use mode='backward' or mode='auto'")
+        warnings.warn(f"{reason}: answering with backward passes instead", RuntimeWarning, stacklevel=3)
+        return explainer.backward(x, targets)
+    field = Field(explainer, x, strict=strict)
+    if field.fallback is not None:
+        return explainer.backward(x, targets)
+    try:
+        return field(targets)
+    except FieldUnavailable as err:
+        if strict:
+            raise FieldUnavailable(f"{err}; use mode='backward' or mode='auto'") from None
+        warnings.warn(f"{err}: answering with backward passes instead", RuntimeWarning, stacklevel=3)
+        return explainer.backward(x, targets)
+
+
+_NO_SEED = (
+    "its function may read more than the model output (e.g. a tensor stored by a hook); build it as "
+    "Score(fn, pure=True) when fn reads only its argument"
+)
+
+
+def _channels(explainer: CAM, x: Tensor) -> int:
+    """Channels of the explainer's layer for inputs shaped like ``x`` (one probing forward pass, cached)."""
+    cache = explainer.__dict__.setdefault("_field_channels", {})
+    key = tuple(x.shape[1:])
+    if key not in cache:
+        model = explainer.model
+        x = check_input(model, x)
+        with explaining(model), torch.no_grad(), _Shift(explainer.layer, layer_name(model, explainer.layer)) as shift:
+            model(x[:1])
+        if shift.activation is None or shift.activation.dim() != x.dim():
+            return 0  # the backward path names the problem
+        cache[key] = shift.activation.shape[1]
+    return cache[key]
+
+
+def supports_field(explainer: CAM) -> bool:
+    """Whether ``explainer``'s weights are linear in a per-channel reduction of the gradient.
+
+    True when its class defines ``field_tangents`` together with its ``weights`` (a subclass that
+    changes the weights but inherits the tangents does not qualify) and keeps the default map
+    (channel sum of weights x activations).
+    """
+    from .cam import CAM
+
+    cls = type(explainer)
+    tangents = _owner(cls, "field_tangents")
+    return tangents is not CAM and tangents is _owner(cls, "weights") and _owner(cls, "cam") is CAM
+
+
+def _owner(cls: type, name: str) -> type | None:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass
+    return None
+
+
+# ------------------------------------------------------------------------------ output structures
+
+
+def _leaves(output: Any) -> list[Tensor]:
+    """Floating tensors of a model output (tensor, tuple/list, mapping), in a fixed order."""
+    if isinstance(output, Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, Mapping):
+        return [leaf for value in output.values() for leaf in _leaves(value)]
+    if isinstance(output, (tuple, list)):
+        return [leaf for value in output for leaf in _leaves(value)]
+    return []
+
+
+def _rebuild(output: Any, leaves: list[Tensor]) -> Any:
+    """``output`` with its floating tensors replaced, in :func:`_leaves` order, by ``leaves`` (consumed)."""
+    if isinstance(output, Tensor):
+        return leaves.pop(0) if output.is_floating_point() else output
+    if isinstance(output, Mapping):
+        pairs = [(key, _rebuild(value, leaves)) for key, value in output.items()]
+        try:
+            return type(output)(pairs)
+        except Exception:  # a mapping type that cannot be built from pairs: a plain dict reads the same
+            return dict(pairs)
+    if isinstance(output, (tuple, list)):
+        values = [_rebuild(value, leaves) for value in output]
+        if isinstance(output, tuple) and hasattr(output, "_fields"):  # namedtuple
+            return type(output)(*values)
+        return type(output)(values)
+    return output
+
+
+# ------------------------------------------------------------------------------------- the field
+
+
+class _Shift:
+    """Forward hook adding ``delta`` (when set) to a layer's output, recording the clean output once."""
+
+    def __init__(self, layer: nn.Module, name: str):
+        self.layer, self.name = layer, name
+        self.delta: Tensor | None = None
+        self.activation: Tensor | None = None
+        self.calls = 0
+        self._handle = None
+
+    def __enter__(self) -> _Shift:
+        self._handle = self.layer.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _hook(self, module: nn.Module, inputs: tuple, output: object) -> Tensor | None:
+        self.calls += 1
+        if not isinstance(output, Tensor):
+            raise TypeError(f"layer {self.name!r} returned a {type(output).__name__}, not a tensor")
+        if self.delta is None:
+            if self.activation is not None:
+                raise ValueError(
+                    f"layer {self.name!r} ran more than once in one forward pass; pick a module that runs "
+                    "once (e.g. a stage or block output, not a shared activation)"
+                )
+            self.activation = output.detach()
+            return None
+        return output + self.delta
+
+
+class Field:
+    """The per-channel output derivatives of one batch at one layer; call it with targets.
+
+    Built by ``explainer.field(x, max_memory)`` for :class:`~areacam.GradCAM` (and every CAM whose
+    weights are linear in a per-channel reduction of the gradient). ``field(targets)`` returns the
+    same :class:`~areacam.Explanation` as ``explainer(x, targets)`` with backward passes.
+
+    Attributes: ``activations`` ``(B, C, h, w)`` float32; ``output`` the detached model output;
+    ``derivatives`` one ``(B, C, *leaf.shape[1:])`` float32 tensor per floating tensor of the output
+    (``F_c`` of the module docstring); ``layer`` the layer's dotted name; ``channels`` ``C``.
+
+    ``max_memory`` (bytes, default 1 GiB) bounds the working memory of the batched forward-mode
+    products (the field itself, ``C`` output-sized tensors, comes on top). Where the model has an op
+    without a forward-mode rule, the field answers by backward passes and says so in a warning
+    (``strict=True``: raises :class:`FieldUnavailable`).
+    """
+
+    def __init__(self, explainer: CAM, x: Tensor, max_memory: int | None = None, strict: bool = False):
+        if not supports_field(explainer):
+            raise TypeError(
+                f"{type(explainer).__name__} has no field: its weights need per-position gradients, not "
+                "a per-channel reduction of them (only Grad-CAM and XGrad-CAM qualify); use backward passes"
+            )
+        if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
+                                       or max_memory <= 0):
+            raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
+        self.explainer = explainer
+        self.model = explainer.model
+        self.x = check_input(self.model, x)
+        self.layer = layer_name(self.model, explainer.layer)
+        self.max_memory = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
+        self.fallback: str | None = None
+        self._tables: dict[tuple[int, int | None], Tensor] = {}
+        try:
+            self._compute()
+        except (RuntimeError, NotImplementedError) as err:
+            if isinstance(err, FieldUnavailable):
+                raise
+            reason = (
+                f"the forward-mode products at layer {self.layer!r} failed ({_one_line(err)}); an op of the "
+                "model has no forward-mode (JVP) rule or no vmap batching rule"
+            )
+            if strict:
+                raise FieldUnavailable(reason + "; use mode='backward'") from err
+            warnings.warn(reason + ": answering with backward passes instead", RuntimeWarning, stacklevel=3)
+            self.fallback = reason
+
+    def __repr__(self) -> str:
+        how = "backward fallback" if self.fallback else f"{self.channels} channels"
+        return f"Field({type(self.explainer).__name__}, layer={self.layer!r}, {how})"
+
+    # -------------------------------------------------------------------------------- building
+
+    def _compute(self) -> None:
+        model, x = self.model, self.x
+        with explaining(model), torch.no_grad(), _Shift(self.explainer.layer, self.layer) as shift:
+            output = model(x)
+            acts = shift.activation
+            if acts is None:
+                raise ValueError(f"layer {self.layer!r} did not run in the model's forward pass")
+            if acts.dim() != x.dim():
+                raise ValueError(
+                    f"CAM methods need an activation with the input's {x.dim() - 2} spatial dims, but layer "
+                    f"{self.layer!r} gives {tuple(acts.shape)} for an input {tuple(x.shape)}"
+                )
+            self.output = _detach(output)
+            self.activations = acts.float()
+            self.channels = acts.shape[1]
+            tangents = self.explainer.field_tangents(acts.float()).to(acts.dtype)  # (B, C, h, w)
+            leaves = _leaves(output)
+            if not leaves:
+                raise TypeError(f"the model returned no floating tensor ({type(output).__name__})")
+            self.derivatives = _jvp_field(model, x, shift, tangents, leaves, self.max_memory)
+
+    # ------------------------------------------------------------------------------- answering
+
+    def __call__(self, targets: Target | Sequence[Target]) -> Explanation:
+        """The explanation of ``targets`` (one or K): maps, raw, scores, degenerate as a normal call."""
+        targets = as_target_list(targets)
+        if self.fallback is not None:
+            return self.explainer.backward(self.x, targets)
+        weights, scores = self.weights(targets)
+        acts = self.activations
+        raw = torch.einsum("bkc,bcn->bkn", weights, acts.flatten(2)).view(*weights.shape[:2], *acts.shape[2:])
+        raw = torch.relu(raw)
+        return finish(raw, raw, scores, targets, self.x.shape[2:])
+
+    def weights(self, targets: Target | Sequence[Target]) -> tuple[Tensor, Tensor]:
+        """Channel weights ``(B, K, C)`` float32 and scores ``(B, K)`` of ``targets``.
+
+        Raises :class:`FieldUnavailable` naming the first target without a seed.
+        """
+        targets = as_target_list(targets)
+        if self.fallback is not None:
+            raise FieldUnavailable(self.fallback)
+        batch = self.x.shape[0]
+        weights = torch.zeros(batch, len(targets), self.channels, dtype=torch.float64, device=self.x.device)
+        scores = torch.zeros(batch, len(targets), dtype=torch.float32, device=self.x.device)
+        boxes: dict[tuple[int, int | None], list[tuple[int, Area]]] = {}
+        for k, target in enumerate(targets):
+            key = self._box_key(target)
+            if key is not None:
+                with torch.no_grad():
+                    scores[:, k] = target(self.output, self.x).float()  # also checks the box fits
+                boxes.setdefault(key, []).append((k, target))
+                continue
+            seeds, score = self._seeds(target)
+            scores[:, k] = score
+            for leaf, seed in seeds:
+                field = self.derivatives[leaf].flatten(2).double()
+                weights[:, k] += torch.einsum("bn,bcn->bc", seed.double().flatten(1), field)
+        for key, group in boxes.items():
+            weights[:, [k for k, _ in group]] = self._box_weights(key, [t for _, t in group])
+        if not torch.isfinite(scores).all():
+            raise ValueError("a target score is not finite: the model output holds NaN or inf there")
+        return weights.float(), scores
+
+    def _box_key(self, target: Target) -> tuple[int, int | None] | None:
+        """``(leaf index, channel)`` for a box :class:`Area` / :class:`Pixel` of a dense output, else ``None``."""
+        if not isinstance(target, Area) or type(target).score is not Area.score or target.region.box is None:
+            return None
+        try:
+            selected = target.select(self.output)
+        except Exception:
+            return None  # the normal path raises the target's own error
+        leaves = _leaves(self.output)
+        index = next((i for i, leaf in enumerate(leaves) if leaf is selected), None)
+        if index is None or selected.dim() != 4 or self.x.dim() != 4 or len(target.region.box) != 4:
+            return None  # images only; signals, volumes and other outputs take the general path
+        channel = None if target.channel is None else target.channel % selected.shape[1]
+        return index, channel
+
+    def _table(self, leaf: int, channel: int | None) -> Tensor:
+        """Summed-area table ``(B, C, H + 1, W + 1)`` float64 of the field of one output channel (or all)."""
+        key = (leaf, channel)
+        if key not in self._tables:
+            field = self.derivatives[leaf].double()  # (B, C, Co, H, W)
+            plane = field.sum(dim=2) if channel is None else field[:, :, channel]
+            table = plane.cumsum(dim=2).cumsum(dim=3)
+            self._tables[key] = torch.nn.functional.pad(table, (1, 0, 1, 0))
+        return self._tables[key]
+
+    def _box_weights(self, key: tuple[int, int | None], targets: list[Area]) -> Tensor:
+        """Weights ``(B, K, C)`` float64 of box targets from the summed-area table: O(C) per box."""
+        table = self._table(*key)
+        rows = torch.tensor([t.region.box for t in targets], device=table.device)  # (K, 4)
+        top, left, bottom, right = rows.unbind(1)
+        total = (table[..., bottom, right] - table[..., top, right] - table[..., bottom, left]
+                 + table[..., top, left])  # (B, C, K)
+        total = total.transpose(1, 2)
+        output = _leaves(self.output)[key[0]]
+        per_channel = 1 if key[1] is not None else output.shape[1]
+        means = torch.tensor(
+            [t.reduce == "mean" for t in targets], device=table.device
+        )
+        areas = ((bottom - top) * (right - left) * per_channel).to(table.dtype)
+        scale = torch.where(means, 1.0 / areas, torch.ones_like(areas))
+        return total * scale[None, :, None]
+
+    def _seeds(self, target: Target) -> tuple[list[tuple[int, Tensor]], Tensor]:
+        """``d score / d leaf`` of ``target`` for each output leaf it reads, and its ``(B,)`` score."""
+        if not target.field_seed:
+            raise FieldUnavailable(f"{target!r} has no seed for a field: {_NO_SEED}")
+        copies = [leaf.detach().requires_grad_(True) for leaf in _leaves(self.output)]
+        with torch.enable_grad():
+            score = target(_rebuild(self.output, list(copies)), self.x)
+            if not score.requires_grad:
+                raise FieldUnavailable(
+                    f"{target!r} has no seed for a field: its score does not depend on the model output "
+                    "through autograd"
+                )
+            grads = torch.autograd.grad(score.sum(), copies, allow_unused=True)
+        seeds = [(i, grad) for i, grad in enumerate(grads) if grad is not None]
+        return seeds, score.detach().float()
+
+
+def _detach(output: Any) -> Any:
+    leaves = [leaf.detach() for leaf in _leaves(output)]
+    return _rebuild(output, leaves)
+
+
+def _jvp_field(
+    model: nn.Module, x: Tensor, shift: _Shift, tangents: Tensor, leaves: list[Tensor], max_memory: int
+) -> list[Tensor]:
+    """``F_c`` for every channel: one ``(B, C, *leaf.shape[1:])`` float32 tensor per output leaf.
+
+    Chunks of channels run as one vmapped JVP each; the chunk size keeps ``chunk * per_tangent``
+    under ``max_memory``, where ``per_tangent`` (bytes of one tangent's forward pass above the layer)
+    is estimated generously as 8x the layer's activations plus 4x the outputs.
+    """
+    channels = tangents.shape[1]
+    itemsize = tangents.element_size()
+    per_tangent = itemsize * (8 * tangents.numel() + 4 * sum(leaf.numel() for leaf in leaves))
+    chunk = int(max(1, min(channels, max_memory // max(per_tangent, 1))))
+    zero = torch.zeros_like(tangents)
+
+    def run(delta: Tensor) -> tuple[Tensor, ...]:
+        shift.delta = delta
+        try:
+            return tuple(_leaves(model(x)))
+        finally:
+            shift.delta = None
+
+    def derivative(tangent: Tensor) -> tuple[Tensor, ...]:
+        return torch.func.jvp(run, (zero,), (tangent,))[1]
+
+    fields: list[list[Tensor]] = [[] for _ in leaves]
+    for start in range(0, channels, chunk):
+        stop = min(channels, start + chunk)
+        basis = torch.zeros(stop - start, *tangents.shape, dtype=tangents.dtype, device=tangents.device)
+        index = torch.arange(stop - start, device=tangents.device)
+        basis[index, :, index + start] = tangents[:, start:stop].transpose(0, 1)
+        outs = torch.func.vmap(derivative)(basis)  # per leaf: (n, B, ...)
+        for found, out in zip(fields, outs):
+            found.append(out.float().transpose(0, 1))  # (B, n, ...)
+    return [torch.cat(parts, dim=1) for parts in fields]
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,194 @@
+"""Fields (areacam.field): forward-mode Grad-CAM equals the backward passes for every target type."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import areacam as ac
+import areacam.field as field_module
+from areacam.field import FieldUnavailable, break_even, choose_mode
+from models import create
+
+TOL = 1e-4
+
+
+def assert_same(got: ac.Explanation, ref: ac.Explanation) -> None:
+    """Field result equals the backward-pass result: raw within 1e-4 relative, maps, scores, flags."""
+    scale = ref.raw.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+    assert float(((got.raw - ref.raw).abs() / scale).max()) < TOL
+    assert float((got.maps - ref.maps).abs().max()) < TOL
+    assert torch.allclose(got.scores, ref.scores, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got.degenerate, ref.degenerate)
+    assert got.targets == ref.targets
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return create("unet", num_classes=3).eval(), torch.rand(2, 3, 32, 32)
+
+
+def test_unet_every_region_target(unet):
+    model, x = unet
+    mask = torch.zeros(2, 32, 32)
+    mask[0, 5:30, 9:20] = 1
+    mask[1, 20:, :20] = 0.5
+    targets = [
+        ac.Area(box=(8, 8, 24, 30), channel=1),
+        ac.Area(box=(3, 5, 32, 17), reduce="mean"),
+        ac.Area(),
+        ac.Area(mask=mask, channel=-1),
+        ac.Area(mask=mask[0] > 0, reduce="mean"),
+        ac.Pixel(10, 12, channel=2),
+        ac.Pixel(31, 0),
+        ac.Segment(1),
+        ac.Segment(2, box=(0, 0, 32, 32)),
+        ac.Score(lambda out: out[:, 0].pow(2).mean(dim=(1, 2)), pure=True),
+    ]
+    for layer in ("decoder.blocks.3", "encoder.layer2"):
+        explainer = ac.GradCAM(model, layer, mode="backward")
+        assert_same(explainer.field(x)(targets), explainer(x, targets))
+
+
+def test_vae_reconstruction_targets():
+    torch.manual_seed(1)
+    model = create("vae").eval()
+    x = torch.rand(2, 1, 32, 32)
+    targets = [
+        ac.ReconstructionError(),
+        ac.ReconstructionError(box=(4, 4, 20, 20)),
+        ac.ReconstructionError(mask=torch.rand(32, 32)),
+        ac.Area(box=(2, 2, 9, 9)),
+        ac.Pixel(5, 5),
+        ac.Latent(3),
+    ]
+    for layer in ("encoder.relu3", "decoder.deconv1"):
+        explainer = ac.GradCAM(model, layer, mode="backward")
+        field = explainer.field(x)
+        assert field.channels == field.activations.shape[1]
+        assert_same(field(targets), explainer(x, targets))
+
+
+def test_classifier_class_targets():
+    torch.manual_seed(2)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    x = torch.rand(2, 3, 64, 64)
+    explainer = ac.GradCAM(model, "layer3", mode="backward")
+    targets = [ac.Class(), ac.Class(7), ac.Class([1, 2])]
+    assert_same(explainer.field(x)(targets), explainer(x, targets))
+
+
+def test_chunked_products_and_model_left_as_found(unet):
+    """A small budget runs a few channels per product: same numbers; no hook, flag or .grad left."""
+    model, x = unet
+    model.train()
+    layer = model.decoder.blocks[4]  # 16 channels
+    explainer = ac.GradCAM(model, layer, mode="backward")
+    targets = [ac.Area(box=(0, 0, 16, 16), channel=0), ac.Segment(1)]
+    one = explainer.field(x[:1], max_memory=3_000_000)(targets)
+    assert_same(one, explainer.field(x[:1])(targets))
+    assert model.training and all(m.training for m in model.modules())
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
+    model.eval()
+    with pytest.raises(ValueError, match="max_memory"):
+        explainer.field(x, max_memory=-5)
+
+
+def test_auto_picks_the_path_by_the_recorded_break_even(unet, monkeypatch):
+    model, x = unet
+    layer = "decoder.blocks.4"  # 16 channels
+    assert break_even(16) == max(1, -(-16 * field_module.JVP_VJP_COST // 1))
+    monkeypatch.setattr(field_module, "JVP_VJP_COST", 0.125)  # break-even 2 targets at 16 channels
+    assert break_even(16) == 2
+    assert [choose_mode("auto", k, 16) for k in (1, 2, 3)] == ["backward", "backward", "field"]
+    assert choose_mode("field", 1, 512) == "field" and choose_mode("backward", 10**6, 1) == "backward"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        choose_mode("fast", 3, 16)
+
+    used = []
+    real_call = field_module.Field.__call__
+    monkeypatch.setattr(field_module.Field, "__call__", lambda self, t: used.append("field") or real_call(self, t))
+    explainer = ac.GradCAM(model, layer)
+    boxes = [ac.Area(box=(i, i, i + 8, i + 8), channel=1) for i in range(0, 24, 8)]
+    reference = ac.GradCAM(model, layer, mode="backward")(x, boxes)
+    assert_same(explainer(x, boxes[:2]), ac.GradCAM(model, layer, mode="backward")(x, boxes[:2]))
+    assert used == []
+    assert_same(explainer(x, boxes), reference)
+    assert used == ["field"]
+    ac.GradCAM(model, layer, mode="field")(x, boxes[:1])
+    assert used == ["field", "field"]
+
+
+def test_methods_without_a_field():
+    model = create("vae").eval()
+    for method in (ac.GradCAMPlusPlus, ac.HiResCAM, ac.LayerCAM):
+        assert method(model, "encoder.relu3").mode == "backward"
+        with pytest.raises(ValueError, match="per-position"):
+            method(model, "encoder.relu3", mode="field")
+        with pytest.raises(TypeError, match="per-position"):
+            method(model, "encoder.relu3").field(torch.rand(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ac.GradCAM(model, "encoder.relu3", mode="forward")
+
+
+def test_score_without_seed_falls_back_or_raises(monkeypatch):
+    monkeypatch.setattr(field_module, "JVP_VJP_COST", 1e-3)
+    model = create("vae").eval()
+    x = torch.rand(2, 1, 32, 32)
+    targets = [ac.Area(box=(0, 0, 8, 8)), ac.Score(lambda out: out[0].sum(dim=(1, 2, 3)))]
+    reference = ac.GradCAM(model, "encoder.relu3", mode="backward")(x, targets)
+    with pytest.warns(RuntimeWarning, match="Score.*has no seed.*pure=True"):
+        got = ac.GradCAM(model, "encoder.relu3")(x, targets)
+    assert_same(got, reference)
+    with pytest.raises(FieldUnavailable, match="has no seed"):
+        ac.GradCAM(model, "encoder.relu3", mode="field")(x, targets)
+    with pytest.raises(FieldUnavailable, match="has no seed"):
+        ac.GradCAM(model, "encoder.relu3").field(x)(targets)
+
+
+class _NoForwardMode(torch.autograd.Function):
+    """ReLU with a backward rule only: forward-mode products cannot pass it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
+
+
+class _Custom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.head(_NoForwardMode.apply(self.conv(x)))
+
+
+def test_op_without_forward_mode_rule_falls_back():
+    torch.manual_seed(3)
+    model = _Custom().eval()
+    x = torch.rand(2, 1, 12, 12)
+    targets = [ac.Area(box=(2, 2, 6, 6), channel=1), ac.Pixel(3, 4)]
+    explainer = ac.GradCAM(model, "conv", mode="backward")
+    with pytest.warns(RuntimeWarning, match="forward-mode"):
+        field = explainer.field(x)
+    assert field.fallback is not None
+    assert_same(field(targets), explainer(x, targets))
+    with pytest.raises(FieldUnavailable, match="forward-mode"):
+        ac.GradCAM(model, "conv", mode="field")(x, targets)
+    assert all(not m._forward_hooks for m in model.modules())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_same(ac.GradCAM(model, "conv")(x, targets), explainer(x, targets))  # 2 < break-even: no field
