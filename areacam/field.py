@@ -70,6 +70,9 @@ MODES = ("auto", "field", "backward")
 #: docs/performance.md). The field pays off above ``break_even(C) = ceil(C * JVP_VJP_COST)`` targets.
 JVP_VJP_COST = 1.0
 
+#: Seeds stacked into one matrix product with the field.
+_SEED_CHUNK = 32
+
 #: Memory budget of the batched forward-mode products when ``max_memory`` is not given.
 DEFAULT_MAX_MEMORY = 1 << 30
 
@@ -345,6 +348,7 @@ class Field:
         weights = torch.zeros(batch, len(targets), self.channels, dtype=torch.float64, device=self.x.device)
         scores = torch.zeros(batch, len(targets), dtype=torch.float32, device=self.x.device)
         boxes: dict[tuple[int, int | None], list[tuple[int, Area]]] = {}
+        seeded: dict[int, list[tuple[int, Tensor]]] = {}
         for k, target in enumerate(targets):
             key = self._box_key(target)
             if key is not None:
@@ -352,11 +356,15 @@ class Field:
                     scores[:, k] = target(self.output, self.x).float()  # also checks the box fits
                 boxes.setdefault(key, []).append((k, target))
                 continue
-            seeds, score = self._seeds(target)
-            scores[:, k] = score
+            seeds, scores[:, k] = self._seeds(target)
             for leaf, seed in seeds:
-                field = self.derivatives[leaf].flatten(2).double()
-                weights[:, k] += torch.einsum("bn,bcn->bc", seed.double().flatten(1), field)
+                seeded.setdefault(leaf, []).append((k, seed))
+        for leaf, group in seeded.items():
+            field = self.derivatives[leaf].flatten(2)  # (B, C, N)
+            for start in range(0, len(group), _SEED_CHUNK):
+                part = group[start : start + _SEED_CHUNK]
+                seeds = torch.stack([seed.flatten(1) for _, seed in part], dim=1).to(field.dtype)  # (B, k, N)
+                weights[:, [k for k, _ in part]] += torch.bmm(seeds, field.transpose(1, 2)).double()
         for key, group in boxes.items():
             weights[:, [k for k, _ in group]] = self._box_weights(key, [t for _, t in group])
         if not torch.isfinite(scores).all():
