@@ -19,8 +19,8 @@ TOL = 1e-4
 
 def assert_same(got: ac.Explanation, ref: ac.Explanation) -> None:
     """Field result equals the backward-pass result: raw within 1e-4 relative, maps, scores, flags."""
-    scale = ref.raw.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-    assert float(((got.raw - ref.raw).abs() / scale).max()) < TOL
+    scale = ref.raw.flatten(2).abs().amax(dim=2)[..., None].clamp_min(1e-12)
+    assert float(((got.raw - ref.raw).flatten(2).abs() / scale).max()) < TOL
     assert float((got.maps - ref.maps).abs().max()) < TOL
     assert torch.allclose(got.scores, ref.scores, rtol=1e-5, atol=1e-6)
     assert torch.equal(got.degenerate, ref.degenerate)
@@ -50,9 +50,21 @@ def test_unet_every_region_target(unet):
         ac.Segment(2, box=(0, 0, 32, 32)),
         ac.Score(lambda out: out[:, 0].pow(2).mean(dim=(1, 2)), pure=True),
     ]
-    for layer in ("decoder.blocks.3", "encoder.layer2"):
-        explainer = ac.GradCAM(model, layer, mode="backward")
-        assert_same(explainer.field(x)(targets), explainer(x, targets))
+    explainer = ac.GradCAM(model, "decoder.blocks.3", mode="backward")
+    assert_same(explainer.field(x)(targets), explainer(x, targets))
+    explainer = ac.GradCAM(model, "encoder.layer3", mode="backward")  # deep: boxes, a mask, a Segment
+    deep = [*targets[:3], targets[4], targets[7]]
+    assert_same(explainer.field(x[:1])(deep), explainer(x[:1], deep))
+
+
+def test_signals_take_the_general_path():
+    """A 1-D model: boxes (start, stop) and Pixel(t) through autograd seeds."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv1d(2, 6, 3, padding=1), nn.ReLU(), nn.Conv1d(6, 3, 3, padding=1)).eval()
+    x = torch.rand(2, 2, 40)
+    targets = [ac.Area(box=(5, 17), channel=1), ac.Pixel(30), ac.Area(mask=torch.rand(40))]
+    explainer = ac.GradCAM(model, "1", mode="backward")
+    assert_same(explainer.field(x)(targets), explainer(x, targets))
 
 
 def test_vae_reconstruction_targets():
@@ -77,7 +89,7 @@ def test_vae_reconstruction_targets():
 def test_classifier_class_targets():
     torch.manual_seed(2)
     model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
-    x = torch.rand(2, 3, 64, 64)
+    x = torch.rand(2, 3, 32, 32)
     explainer = ac.GradCAM(model, "layer3", mode="backward")
     targets = [ac.Class(), ac.Class(7), ac.Class([1, 2])]
     assert_same(explainer.field(x)(targets), explainer(x, targets))
