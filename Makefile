@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_cam.py
 	$(PY) scripts/bench_gradients.py
 	$(PY) scripts/bench_methods.py --threads 2
+	$(PY) scripts/bench_field.py --threads 2
 	$(PY) scripts/bench_lime.py --threads 2 --append
 	$(PY) scripts/bench_filters.py --threads 2 --append
 	$(PY) scripts/bench_metrics.py

@@ -12,6 +12,7 @@ from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .cam_free import AblationCAM, EigenCAM, ScoreCAM
 from .embed import Embedding, embed
 from .explanation import Explanation
+from .explorer import explorer
 from .features import FilterVisualizer, feature_maps, filter_weights
 from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
 from .integrated import IntegratedGradients
@@ -55,6 +56,7 @@ __all__ = [
     "Target",
     "XGradCAM",
     "embed",
+    "explorer",
     "feature_maps",
     "filter_weights",
     "gradient_image",

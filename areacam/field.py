@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -44,7 +45,7 @@ from torch import Tensor, nn
 
 from .base import finish
 from .explanation import Explanation
-from .layers import layer_name
+from .layers import Hooks, LayerView, Layout, _replace, layer_name
 from .state import check_input, explaining
 from .targets import Area, Target, as_target_list
 
@@ -151,7 +152,7 @@ def _channels(explainer: CAM, x: Tensor) -> int:
     if key not in cache:
         model = explainer.model
         x = check_input(model, x)
-        with explaining(model), torch.no_grad(), _Shift(explainer.layer, layer_name(model, explainer.layer)) as shift:
+        with explaining(model), torch.no_grad(), _Shift(model, explainer, x) as shift:
             model(x[:1])
         if shift.activation is None or shift.activation.dim() != x.dim():
             return 0  # the backward path names the problem
@@ -216,37 +217,60 @@ def _rebuild(output: Any, leaves: list[Tensor]) -> Any:
 
 
 class _Shift:
-    """Forward hook adding ``delta`` (when set) to a layer's output, recording the clean output once."""
+    """Forward hook on the explained layer: records its output once, then adds ``delta`` when set.
 
-    def __init__(self, layer: nn.Module, name: str):
-        self.layer, self.name = layer, name
+    The layer's output part is picked and read as ``(B, C, *s)`` by the explainer's
+    :class:`~areacam.layers.LayerView`; ``value`` is the picked part as the layer returns it,
+    ``layout`` its reading, ``activation`` the read ``(B, C, *s)`` tensor. With ``measure``, the clean
+    pass also records ``largest``: the most elements of one module output computed after the layer
+    (what one tangent of the forward-mode products carries at its peak).
+    """
+
+    def __init__(self, model: nn.Module, explainer: CAM, x: Tensor, measure: bool = False):
+        self.model, self.layer = model, explainer.layer
+        self.view: LayerView = explainer.view
+        self.where = f"layer {layer_name(model, explainer.layer)!r}"
+        self.input_size = tuple(x.shape[2:])
+        self.measure = measure
         self.delta: Tensor | None = None
-        self.activation: Tensor | None = None
-        self.calls = 0
-        self._handle = None
+        self.value: Tensor | None = None
+        self.layout: Layout | None = None
+        self.largest = 0
+        self._hooks = Hooks()
+
+    @property
+    def activation(self) -> Tensor | None:
+        return None if self.value is None else self.layout(self.value)
 
     def __enter__(self) -> _Shift:
-        self._handle = self.layer.register_forward_hook(self._hook)
+        with ExitStack() as undo:  # hooks come off if registering one fails
+            undo.callback(self._hooks.remove)
+            self._hooks.add(self.layer.register_forward_hook(self._hook))
+            if self.measure:
+                for module in self.model.modules():
+                    self._hooks.add(module.register_forward_hook(self._measure))
+            undo.pop_all()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self._hooks.remove()
 
-    def _hook(self, module: nn.Module, inputs: tuple, output: object) -> Tensor | None:
-        self.calls += 1
-        if not isinstance(output, Tensor):
-            raise TypeError(f"layer {self.name!r} returned a {type(output).__name__}, not a tensor")
+    def _measure(self, module: nn.Module, inputs: tuple, output: object) -> None:
+        if self.value is not None and self.delta is None:
+            self.largest = max([self.largest] + [leaf.numel() for leaf in _leaves(output)])
+
+    def _hook(self, module: nn.Module, inputs: tuple, output: object) -> object:
+        part, key = self.view.pick(output, self.where)
         if self.delta is None:
-            if self.activation is not None:
+            if self.value is not None:
                 raise ValueError(
-                    f"layer {self.name!r} ran more than once in one forward pass; pick a module that runs "
-                    "once (e.g. a stage or block output, not a shared activation)"
+                    f"{self.where} ran more than once in one forward pass; pick a module that runs once "
+                    "(e.g. a stage or block output, not a shared activation)"
                 )
-            self.activation = output.detach()
+            self.layout = self.view.read(part.shape, self.input_size, self.where, module)
+            self.value = part.detach()
             return None
-        return output + self.delta
+        return _replace(output, key, part + self.delta)
 
 
 class Field:
@@ -256,7 +280,8 @@ class Field:
     weights are linear in a per-channel reduction of the gradient). ``field(targets)`` returns the
     same :class:`~areacam.Explanation` as ``explainer(x, targets)`` with backward passes.
 
-    Attributes: ``activations`` ``(B, C, h, w)`` float32; ``output`` the detached model output;
+    Attributes: ``activations`` ``(B, C, h, w)`` float32 (the layer read by its layout; ``layout`` the
+    reading); ``output`` the detached model output;
     ``derivatives`` one ``(B, C, *leaf.shape[1:])`` float32 tensor per floating tensor of the output
     (``F_c`` of the module docstring); ``layer`` the layer's dotted name; ``channels`` ``C``.
 
@@ -304,7 +329,7 @@ class Field:
 
     def _compute(self) -> None:
         model, x = self.model, self.x
-        with explaining(model), torch.no_grad(), _Shift(self.explainer.layer, self.layer) as shift:
+        with explaining(model), torch.no_grad(), _Shift(model, self.explainer, x, measure=True) as shift:
             output = model(x)
             acts = shift.activation
             if acts is None:
@@ -312,10 +337,13 @@ class Field:
             if acts.dim() != x.dim():
                 raise ValueError(
                     f"CAM methods need an activation with the input's {x.dim() - 2} spatial dims, but layer "
-                    f"{self.layer!r} gives {tuple(acts.shape)} for an input {tuple(x.shape)}"
+                    f"{self.layer!r} gives {tuple(shift.value.shape)}, read as {shift.layout}, for an input "
+                    f"{tuple(x.shape)}"
                 )
+            shift.measure = False
             self.output = _detach(output)
             self.activations = acts.float()
+            self.layout = str(shift.layout)
             self.channels = acts.shape[1]
             tangents = self.explainer.field_tangents(acts.float()).to(acts.dtype)  # (B, C, h, w)
             leaves = _leaves(output)
@@ -334,7 +362,7 @@ class Field:
         acts = self.activations
         raw = torch.einsum("bkc,bcn->bkn", weights, acts.flatten(2)).view(*weights.shape[:2], *acts.shape[2:])
         raw = torch.relu(raw)
-        return finish(raw, raw, scores, targets, self.x.shape[2:])
+        return finish(raw, raw, scores, targets, self.x.shape[2:], self.layout)
 
     def weights(self, targets: Target | Sequence[Target]) -> tuple[Tensor, Tensor]:
         """Channel weights ``(B, K, C)`` float32 and scores ``(B, K)`` of ``targets``.
@@ -390,8 +418,8 @@ class Field:
         """Summed-area table ``(B, C, H + 1, W + 1)`` float64 of the field of one output channel (or all)."""
         key = (leaf, channel)
         if key not in self._tables:
-            field = self.derivatives[leaf].double()  # (B, C, Co, H, W)
-            plane = field.sum(dim=2) if channel is None else field[:, :, channel]
+            field = self.derivatives[leaf]  # (B, C, Co, H, W)
+            plane = field.double().sum(dim=2) if channel is None else field[:, :, channel].double()
             table = plane.cumsum(dim=2).cumsum(dim=3)
             self._tables[key] = torch.nn.functional.pad(table, (1, 0, 1, 0))
         return self._tables[key]
@@ -440,15 +468,24 @@ def _jvp_field(
 ) -> list[Tensor]:
     """``F_c`` for every channel: one ``(B, C, *leaf.shape[1:])`` float32 tensor per output leaf.
 
-    Chunks of channels run as one vmapped JVP each; the chunk size keeps ``chunk * per_tangent``
+    ``tangents`` are read like the activations, ``(B, C, *s)``; each channel's tangent goes back to
+    the layer's own layout through the adjoint of the reading (the identity for ``nchw``; a scatter
+    into the grid's tokens for ``tokens``). Chunks of channels run as one vmapped JVP each; the chunk
+    size keeps ``chunk * per_tangent``
     under ``max_memory``, where ``per_tangent`` (bytes of one tangent's forward pass above the layer)
-    is estimated generously as 8x the layer's activations plus 4x the outputs.
+    is estimated generously as 4x the largest module output after the layer plus the outputs.
     """
     channels = tangents.shape[1]
     itemsize = tangents.element_size()
-    per_tangent = itemsize * (8 * tangents.numel() + 4 * sum(leaf.numel() for leaf in leaves))
+    largest = max(shift.largest, shift.value.numel())
+    per_tangent = itemsize * (4 * largest + 2 * sum(leaf.numel() for leaf in leaves))
     chunk = int(max(1, min(channels, max_memory // max(per_tangent, 1))))
-    zero = torch.zeros_like(tangents)
+    zero = torch.zeros_like(shift.value)
+    if shift.layout.kind == "nchw":
+        to_layer = None
+    else:
+        _, adjoint = torch.func.vjp(shift.layout, shift.value)
+        to_layer = torch.func.vmap(lambda tangent: adjoint(tangent)[0])
 
     def run(delta: Tensor) -> tuple[Tensor, ...]:
         shift.delta = delta
@@ -466,6 +503,8 @@ def _jvp_field(
         basis = torch.zeros(stop - start, *tangents.shape, dtype=tangents.dtype, device=tangents.device)
         index = torch.arange(stop - start, device=tangents.device)
         basis[index, :, index + start] = tangents[:, start:stop].transpose(0, 1)
+        if to_layer is not None:
+            basis = to_layer(basis)
         outs = torch.func.vmap(derivative)(basis)  # per leaf: (n, B, ...)
         for found, out in zip(fields, outs):
             found.append(out.float().transpose(0, 1))  # (B, n, ...)

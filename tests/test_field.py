@@ -63,7 +63,7 @@ def test_signals_take_the_general_path():
     model = nn.Sequential(nn.Conv1d(2, 6, 3, padding=1), nn.ReLU(), nn.Conv1d(6, 3, 3, padding=1)).eval()
     x = torch.rand(2, 2, 40)
     targets = [ac.Area(box=(5, 17), channel=1), ac.Pixel(30), ac.Area(mask=torch.rand(40))]
-    explainer = ac.GradCAM(model, "1", mode="backward")
+    explainer = ac.GradCAM(model, "0", mode="backward")
     assert_same(explainer.field(x)(targets), explainer(x, targets))
 
 
@@ -204,3 +204,37 @@ def test_op_without_forward_mode_rule_falls_back():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_same(ac.GradCAM(model, "conv")(x, targets), explainer(x, targets))  # 2 < break-even: no field
+
+
+class _Tokens(nn.Module):
+    """Conv features as (B, 1 + h*w, C) tokens with a class token, or channels last; then back to a map."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.stem = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.mix = nn.Identity()
+        self.head = nn.Conv2d(6, 2, 3, padding=1)
+        self.cls = nn.Parameter(torch.randn(1, 1, 6))
+
+    def forward(self, x):
+        f = torch.relu(self.stem(x))
+        if self.kind == "tokens":
+            t = torch.cat([self.cls.expand(len(x), -1, -1), f.flatten(2).transpose(1, 2)], dim=1)
+            t = self.mix(t)
+            f = t[:, 1:].transpose(1, 2).unflatten(2, f.shape[2:]) + t[:, :1].transpose(1, 2)[..., None]
+        else:
+            f = self.mix(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return nn.functional.interpolate(self.head(f), scale_factor=2.0)
+
+
+@pytest.mark.parametrize("kind", ["tokens", "nhwc"])
+def test_layers_read_through_a_layout(kind):
+    torch.manual_seed(5)
+    model = _Tokens(kind).eval()
+    x = torch.rand(2, 3, 16, 16)
+    targets = [ac.Area(box=(2, 3, 9, 12), channel=1), ac.Pixel(4, 4), ac.Area(mask=torch.rand(16, 16))]
+    explainer = ac.GradCAM(model, "mix", mode="backward", layout=kind)
+    got, ref = explainer.field(x)(targets), explainer(x, targets)
+    assert_same(got, ref)
+    assert got.layout == ref.layout and got.layout.startswith(kind)

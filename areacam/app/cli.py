@@ -1,4 +1,4 @@
-"""The ``areacam`` command: ``demo``, ``explain``, ``evaluate``, ``layers``, ``run`` and ``report``.
+"""The ``areacam`` command: ``demo``, ``explain``, ``explore``, ``evaluate``, ``layers``, ``run`` and ``report``.
 
 Every bad input ends with a one-line ``areacam <command>: error: ...`` on stderr and exit status 2;
 nothing is written before all inputs are checked and all maps are computed. Set ``AREACAM_DEBUG=1``
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..layers import layer_table
+from .explore import add_explore_parser, run_explore
 from .loading import InputError, default_size, input_channels, load_model, read_images
 from .spec import METHODS, SPEC_HELP, SpecError, get_method, make_explainer, method_layer, parse_targets
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: areacam demo --out demo_out --quick",
         formatter_class=fmt,
     )
-    commands = "{demo,explain,evaluate,layers,run,report}"
+    commands = "{demo,explain,explore,evaluate,layers,run,report}"
     sub = parser.add_subparsers(dest="command", metavar=commands, parser_class=_Parser)
 
     demo = sub.add_parser(
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", nargs="+", required=True, metavar="SPEC", help=SPEC_HELP)
     explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
     explain.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
+
+    add_explore_parser(sub, _model_args)
 
     from .evaluate import EVALUATE_EXAMPLE, RANK_EXAMPLE, add_evaluate_args, add_rank_args
 
@@ -294,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args.out, quick=args.quick, progress=not args.no_progress)
         if args.command == "explain":
             return run_explain(args)
+        if args.command == "explore":
+            return run_explore(args)
         if args.command == "run":
             from .run import run_from_args
 

@@ -16,6 +16,9 @@ __all__ = ["BOXES", "area_gradcam", "method_comparison"]
 # One box per sample row (top, left, bottom, right) on the 32x32 digits: upper, centre, lower part.
 BOXES = [(4, 8, 14, 24), (10, 10, 22, 22), (18, 8, 28, 24), (4, 4, 28, 16)]
 
+# The VAE explorer's layer: 32 channels on an 8x8 grid (a small page, an unambiguous layout).
+EXPLORER_LAYER = "encoder.relu2"
+
 TITLES = {"vae": "VAE", "vaegan": "VAE-GAN"}
 
 
@@ -51,6 +54,11 @@ def area_gradcam(ctx: Context, key: str) -> list[Figure]:
     else:
         verdict = ("Grad-CAM's evidence is not concentrated in the box: the decoder rebuilds a region from "
                    "strokes anywhere in the image (the latent code is global).")
+    link = None
+    if key == "vae":  # the explorer reads a layer with more channels than the measured one: C=32 at 8x8
+        link = f"explorers/{key}.html"
+        ac.explorer(model, x[:1], EXPLORER_LAYER, path=ctx.out / link, show="image", class_names=["intensity"],
+                    title=f"areacam explorer: {name} reconstruction at {EXPLORER_LAYER}")
     return [Figure(file, "autoencoder", f"Area Grad-CAM on {name} reconstructions",
                    f"{name} on digits. Each row explains the sum of the reconstruction inside the red box "
                    f"(ac.Area(box=...)): guided backprop at the input, Grad-CAM at {layer}, the most faithful "
@@ -58,7 +66,8 @@ def area_gradcam(ctx: Context, key: str) -> list[Figure]:
                    f"lower is better). Share of each map's mass inside its box, "
                    f"rows 1-{len(BOXES)}: Grad-CAM {', '.join(f'{v:.0%}' for v in mass_cam)}, guided backprop "
                    f"{', '.join(f'{v:.0%}' for v in mass_guided)}; a map spread at random would put "
-                   f"{', '.join(f'{v:.0%}' for v in share)} there (the box's share of the image). {verdict}")]
+                   f"{', '.join(f'{v:.0%}' for v in share)} there (the box's share of the image). {verdict}",
+                   link=link)]
 
 
 METHOD_BOX = (8, 8, 24, 24)
@@ -72,11 +81,11 @@ def method_comparison(ctx: Context) -> list[Figure]:
     target = ac.ReconstructionError(box=METHOD_BOX)
     layer = measured_layer(ctx, "vae").layer
     methods = [
-        ("Grad-CAM", ac.GradCAM(model, layer)),
-        ("XGrad-CAM", ac.XGradCAM(model, layer)),
-        ("Score-CAM", ac.ScoreCAM(model, layer)),
-        ("Ablation-CAM", ac.AblationCAM(model, layer)),
-        ("Eigen-CAM", ac.EigenCAM(model, layer)),
+        ("Grad-CAM", ac.GradCAM(model, layer, layout="nchw")),
+        ("XGrad-CAM", ac.XGradCAM(model, layer, layout="nchw")),
+        ("Score-CAM", ac.ScoreCAM(model, layer, layout="nchw")),
+        ("Ablation-CAM", ac.AblationCAM(model, layer, layout="nchw")),
+        ("Eigen-CAM", ac.EigenCAM(model, layer, layout="nchw")),
         ("Integrated Gradients", ac.IntegratedGradients(model, steps=16 if ctx.quick else 50, batch_size=64)),
         ("Occlusion", ac.Occlusion(model, 4, 4 if ctx.quick else 2)),
     ]

@@ -40,6 +40,7 @@ class Figure:
     title: str
     caption: str
     table: str = ""
+    link: str | None = None  # an interactive page next to the figure (path relative to the report)
 
 
 @dataclass

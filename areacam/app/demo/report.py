@@ -71,13 +71,19 @@ def html_page(title: str, body: list[str]) -> str:
     return "\n".join([*head, *body, f'<pre id="{CHECK_ID}">pending</pre>', "</body></html>"]) + "\n"
 
 
-def figure_html(src: str, title: str, caption: str, anchor: str, table: str = "") -> str:
+def figure_html(
+    src: str, title: str, caption: str, anchor: str, table: str = "", link: str | None = None
+) -> str:
     """One ``<figure>`` of the page: heading, image and caption (all escaped), then ``table``, HTML the
-    caller built (e.g. the demo's metric table)."""
+    caller built (e.g. the demo's metric table), and an optional explorer link."""
+    more = ""
+    if link is not None:
+        more = (f'<p class="explore"><a href="{html.escape(link)}">Open the region explorer</a>: drag a box or '
+                "hover a pixel on the output to see its Grad-CAM (one self-contained page).</p>")
     return (
         f'<figure id="fig-{html.escape(anchor)}"><h3>{html.escape(title)}</h3>'
         f'<img src="{html.escape(src)}" alt="{html.escape(title)}" loading="eager">'
-        f"<figcaption>{html.escape(caption)}</figcaption>{table}</figure>"
+        f"<figcaption>{html.escape(caption)}</figcaption>{table}{more}</figure>"
     )
 
 
@@ -101,7 +107,8 @@ def write_report(out: Path, figures: list[Figure], summary: list[str], skipped: 
     for key, title in GROUPS.items():
         parts.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>')
         for fig in (f for f in figures if f.group == key):
-            parts.append(figure_html("figures/" + fig.file, fig.title, fig.caption, Path(fig.file).stem, fig.table))
+            parts.append(figure_html("figures/" + fig.file, fig.title, fig.caption, Path(fig.file).stem, fig.table,
+                                     fig.link))
         parts.append("</section>")
     if skipped:
         parts.append('<section id="skipped"><h2>Skipped stages</h2><ul>')

@@ -48,13 +48,29 @@ def segment_debugging(ctx: Context, key: str) -> list[Figure]:
     file = f"segment_{key}.png"
     panel_grid(rows, path=ctx.path(file), titles=titles)
     name = TITLES[key]
+    link = _explorer(ctx, key, x[:1]) if key in EXPLORER_LAYERS else None
     return [Figure(file, "segmentation", f"Segmentation debugging: {name}",
                    f"{name} trained on shapes (mask colours: red circle, green square, blue triangle). "
                    f"Seg-Grad-CAM at {layer} of the pixels predicted as the true shape class, and of the "
                    "background. A wrong or empty prediction shows up as a map that ignores the shape. The layer "
                    f"is measured: its map's maximum lies on the shape for {choice.scores[layer]:.0%} of "
                    f"{choice.count} held-out images (pointing game), against "
-                   + ", ".join(f"{name} {choice.scores[name]:.0%}" for name in choice.others(LAYERS[key])) + ".")]
+                   + ", ".join(f"{name} {choice.scores[name]:.0%}" for name in choice.others(LAYERS[key])) + ".",
+                   link=link)]
+
+
+
+# The explorer's layer: few channels at a fine grid keep the page small and the maps sharp.
+EXPLORER_LAYERS = {"unet": "decoder.blocks.3"}
+
+
+def _explorer(ctx: Context, key: str, x: torch.Tensor) -> str:
+    """Write the region explorer of one sample under ``explorers/``; returns its path relative to the report."""
+    names = ["background", *SHAPE_CLASSES]
+    page = f"explorers/{key}.html"
+    ac.explorer(ctx.model(key), x, EXPLORER_LAYERS[key], path=ctx.out / page, show="argmax", class_names=names,
+                title=f"areacam explorer: {TITLES[key]} at {EXPLORER_LAYERS[key]}")
+    return page
 
 
 def cams_across_architectures(ctx: Context) -> list[Figure]:

@@ -1,0 +1,157 @@
+"""The region explorer: its data reproduces the library's maps, and in headless Chromium a dragged box does too.
+
+The browser tests skip where no Chromium is installed (``make report-check`` installs Debian's package).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import areacam as ac
+from areacam.app.cli import main
+from areacam.explorer import CHECK_ID, explorer, explorer_data
+from models import create
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")
+check_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_report)
+CHROMIUM = check_report.find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (make report-check installs it)"
+)
+
+# The page stores float16 data; its maps match the library's to float16 rounding.
+FLOAT16 = 2e-3
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return create("unet", num_classes=3).eval(), torch.rand(1, 3, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def vae():
+    torch.manual_seed(1)
+    return create("vae").eval(), torch.rand(1, 1, 32, 32)
+
+
+def library_map(model, x, layer, box, channel):
+    return ac.GradCAM(model, layer, mode="backward")(x, ac.Area(box=box, channel=channel)).maps[0, 0]
+
+
+def _decode(text: str, scales: list[float]) -> torch.Tensor:
+    values = np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float64)
+    return torch.from_numpy(values.reshape(len(scales), -1) * np.asarray(scales)[:, None])
+
+
+def test_page_data_reproduces_the_library_map(unet):
+    """The page's float16 field and activations, reduced as the page's script does, give the library's map."""
+    model, x = unet
+    field = ac.GradCAM(model, "decoder.blocks.3").field(x)
+    data = explorer_data(field, show="argmax")
+    c, co, hh, ww = data["channels"], data["outChannels"], data["height"], data["width"]
+    values = _decode(data["field"], data["fieldScales"]).view(c, co, hh, ww)
+    acts = _decode(data["acts"], data["actScales"]).view(c, data["actHeight"], data["actWidth"])
+    box, channel = (3, 5, 20, 17), 1
+    weights = values[:, channel, box[0]:box[2], box[1]:box[3]].sum(dim=(1, 2))
+    raw = torch.relu(torch.einsum("c,chw->hw", weights, acts))[None, None]
+    up = F.interpolate(raw, size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
+    got = (up - up.min()) / (up.max() - up.min())
+    assert float((got - library_map(model, x, "decoder.blocks.3", box, channel).double()).abs().max()) < FLOAT16
+    assert data["reading"].startswith("decoder.blocks.3: activations (C=32")
+
+
+def test_page_is_self_contained(unet, tmp_path):
+    model, x = unet
+    page = explorer(model, x, "decoder.blocks.3", path=tmp_path / "e.html", show="argmax",
+                    class_names=["background", "a", "b"])
+    assert (tmp_path / "e.html").read_text(encoding="utf-8") == page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "<link" not in page and "<script src" not in page and "@import" not in page
+    assert f'<pre id="{CHECK_ID}">pending</pre>' in page
+
+
+def test_bad_input(unet, vae):
+    model, x = unet
+    with pytest.raises(ValueError, match="one image"):
+        explorer(model, x.expand(2, -1, -1, -1), "decoder.blocks.3")
+    with pytest.raises(ValueError, match="reconstruction or a segmentation"):
+        explorer(model, x, "decoder.blocks.3")  # a 3-class output of a 3-channel input: ambiguous
+    with pytest.raises(ValueError, match="class_names has 2 names"):
+        explorer(model, x, "decoder.blocks.3", show="argmax", class_names=["a", "b"])
+    with pytest.raises(ValueError, match="show must be"):
+        explorer(model, x, "decoder.blocks.3", show="heatmap")
+    vae_model, vae_x = vae
+    with pytest.raises(ValueError, match="dense"):
+        explorer(vae_model, vae_x, "encoder.relu3", output=1)  # mu: (B, D)
+
+
+def _drag(page: Path, fragment: str) -> dict:
+    dom = check_report._run(CHROMIUM, ["--virtual-time-budget=10000", "--dump-dom"], page.resolve().as_uri() + fragment,
+                            120.0)
+    match = check_report.CHECK.search(dom.stdout)
+    assert match is not None and "data-done" in match.group(1), "the page's load handler did not run"
+    console = [line for line in dom.stderr.splitlines() if check_report.CONSOLE.search(line)]
+    assert console == []
+    verdict = json.loads(html.unescape(match.group(2)))
+    assert verdict["errors"] == []
+    return verdict
+
+
+@needs_chromium
+def test_dragged_box_in_chromium_gives_the_library_map(unet, vae, tmp_path):
+    model, x = unet
+    page = tmp_path / "unet.html"
+    explorer(model, x, "decoder.blocks.3", path=page, show="argmax")
+    for box, channel in (((3, 5, 20, 17), 1), ((30, 2, 31, 3), 2)):  # a dragged box; a one-pixel drag
+        verdict = _drag(page, "#drag={},{},{},{}&class={}".format(*box, channel))
+        assert verdict["box"] == list(box) and verdict["outChannel"] == channel
+        got = torch.tensor(verdict["map"]).view(32, 32)
+        assert float((got - library_map(model, x, "decoder.blocks.3", box, channel)).abs().max()) < FLOAT16
+    vae_model, vae_x = vae
+    page = tmp_path / "vae.html"
+    explorer(vae_model, vae_x, "encoder.relu2", path=page, show="image")
+    verdict = _drag(page, "#drag=4,8,14,24")
+    got = torch.tensor(verdict["map"]).view(32, 32)
+    assert float((got - library_map(vae_model, vae_x, "encoder.relu2", (4, 8, 14, 24), None)).abs().max()) < FLOAT16
+
+
+def test_command_line(tmp_path, capsys):
+    image = tmp_path / "digit.png"
+    cv2.imwrite(str(image), (np.random.default_rng(0).random((32, 32)) * 255).astype(np.uint8))
+    out = tmp_path / "vae.html"
+    args = ["explore", "--model", "vae", "--image", str(image), "--layer", "encoder.relu2", "--show", "image"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "areacam explore: wrote" in capsys.readouterr().out
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert main(["explore", "--model", "vae", "--image", str(image), "--layer", "encoder.nope",
+                 "--out", str(tmp_path / "x.html")]) == 2
+    assert "no layer named 'encoder.nope'" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_demo_report_links_the_explorers(tmp_path_factory):
+    """The quick demo (shared run with test_demo.py) writes and links a U-Net and a VAE explorer."""
+    from _demo_run import quick_demo
+
+    out, status, _, _ = quick_demo(tmp_path_factory)
+    assert status == 0
+    page = (out / "report.html").read_text()
+    links = re.findall(r'<a href="(explorers/[^"]+)">', page)
+    assert links == ["explorers/vae.html", "explorers/unet.html"]
+    for link in links:
+        text = (out / link).read_text(encoding="utf-8")
+        assert "var DATA = {" in text and len(text) < 8_000_000
