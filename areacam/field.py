@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from .base import finish
 from .explanation import Explanation
-from .layers import Hooks, LayerView, Layout, _replace, layer_name
+from .layers import Hooks, LayerView, Layout, layer_name, replace_part
 from .state import check_input, explaining
 from .targets import Area, Target, as_target_list
 
@@ -270,7 +270,7 @@ class _Shift:
             self.layout = self.view.read(part.shape, self.input_size, self.where, module)
             self.value = part.detach()
             return None
-        return _replace(output, key, part + self.delta)
+        return replace_part(output, key, part + self.delta)
 
 
 class Field:

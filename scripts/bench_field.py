@@ -8,8 +8,8 @@ architecture briefly trained on synthetic shapes: random weights localise nowher
 
 - field: ``GradCAM(...).field(x)`` (C forward-mode products, once) plus answering the K targets;
 - backward: ``GradCAM(..., mode="backward")`` (one forward, K backward passes), measured at 16 and
-  256 targets; at 4,096 measured on the decoder layer, extrapolated on ``encoder.layer4`` (a forward
-  plus K equal backward passes, fitted on the 16- and 256-target times) unless ``--full``;
+  256 targets; at 4,096 extrapolated linearly (a forward plus K equal backward passes, fitted on the
+  16- and 256-target times), measured with ``--full``;
 - pytorch-grad-cam: one ``GradCAM`` call per target with ``SemanticSegmentationTarget`` (each call
   is its own forward and backward), measured on 16 targets and extrapolated linearly to 256 and 4,096;
 - the break-even K where the field's total time equals the backward passes', and the cost of one
@@ -78,23 +78,23 @@ def localisation() -> dict[str, float]:
     targets = [ac.Segment(int(c) + 1) for c in y]
     shares = {}
     for layer in DECODER:
-        maps = ac.GradCAM(model, layer, mode="backward")(x, targets).maps  # (N, N, 64, 64): diagonal used
+        maps = ac.GradCAM(model, layer, mode="backward", layout="nchw")(x, targets).maps  # (N, N, 64, 64): diagonal used
         own = maps[torch.arange(len(y)), torch.arange(len(y))]
         inside = (own * masks).flatten(1).sum(1) / own.flatten(1).sum(1).clamp_min(1e-12)
         shares[layer] = float(inside.mean())
     return shares
 
 
-def bench_layer(model, x, layer: str, repeats: int, full: bool) -> dict:
+def bench_layer(model, x, layer: str, repeats: int, full: bool, build_repeats: int) -> dict:
     boxes = random_boxes(max(COUNTS))
     targets = [ac.Area(box=box, channel=CHANNEL) for box in boxes]
-    explainer = ac.GradCAM(model, layer, mode="backward")
+    explainer = ac.GradCAM(model, layer, mode="backward", layout="nchw")  # 32 channels on 32x32 read either way
     field = explainer.field(x)
     check = field(targets[:16])
     reference = explainer(x, targets[:16])
     error = float((check.maps - reference.maps).abs().max())
     assert error < 1e-4, f"field and backward maps differ by {error} at {layer}"
-    t_field = timeit(lambda: explainer.field(x), repeats, warmup=0)
+    t_field = timeit(lambda: explainer.field(x), build_repeats, warmup=0)
     progress(f"{layer}: field {t_field:.2f} s")
     result = {"layer": layer, "channels": field.channels, "error": error, "field build": t_field}
     for count in COUNTS:
@@ -137,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--full", action="store_true", help="also measure 4,096 backward passes at encoder.layer4")
+    parser.add_argument("--full", action="store_true", help="measure 4,096 backward passes, do not extrapolate")
     parser.add_argument("--no-record", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -148,8 +148,8 @@ def main() -> None:
     shares = localisation()
     progress(f"localisation {shares}")
     decoder = max(shares, key=shares.get)
-    results = [bench_layer(model, x, decoder, args.repeats, full=True),
-               bench_layer(model, x, "encoder.layer4", args.repeats, full=args.full)]
+    results = [bench_layer(model, x, decoder, args.repeats, full=args.full, build_repeats=args.repeats),
+               bench_layer(model, x, "encoder.layer4", args.repeats, full=args.full, build_repeats=1)]
 
     lines = [
         "## Fields: `python scripts/bench_field.py --threads 2`",
@@ -157,7 +157,8 @@ def main() -> None:
         f"Measured on {machine()}; median of {args.repeats} runs. smp U-Net (ResNet-18, random weights), one "
         f"160x160 image, {SIDE}x{SIDE} box targets of output channel {CHANNEL}. *field* = `GradCAM(...).field(x)` "
         "(C forward-mode products) + answering the K targets; *backward* = `GradCAM(..., mode=\"backward\")` "
-        "(one forward, K backward passes); *pgc* = one pytorch-grad-cam call per target "
+        "(one forward, K backward passes; at 4,096 extrapolated from the 16- and 256-target times unless "
+        "`--full`); *pgc* = one pytorch-grad-cam call per target "
         "(`SemanticSegmentationTarget`), measured for 16 targets and scaled linearly to 256 and 4,096. "
         "Field maps equal the backward maps (max abs difference on 16 boxes in the table).",
         "",
