@@ -78,7 +78,7 @@ def localisation() -> dict[str, float]:
     targets = [ac.Segment(int(c) + 1) for c in y]
     shares = {}
     for layer in DECODER:
-        maps = ac.GradCAM(model, layer, mode="backward", layout="nchw")(x, targets).maps  # (N, N, 64, 64): diagonal used
+        maps = ac.GradCAM(model, layer, mode="backward", layout="nchw")(x, targets).maps  # (N, N, 64, 64)
         own = maps[torch.arange(len(y)), torch.arange(len(y))]
         inside = (own * masks).flatten(1).sum(1) / own.flatten(1).sum(1).clamp_min(1e-12)
         shares[layer] = float(inside.mean())
