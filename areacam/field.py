@@ -342,6 +342,7 @@ class Field:
                 )
             shift.measure = False
             self.output = _detach(output)
+            self._output_leaves = _leaves(self.output)
             self.activations = acts.float()
             self.layout = str(shift.layout)
             self.channels = acts.shape[1]
@@ -380,8 +381,6 @@ class Field:
         for k, target in enumerate(targets):
             key = self._box_key(target)
             if key is not None:
-                with torch.no_grad():
-                    scores[:, k] = target(self.output, self.x).float()  # also checks the box fits
                 boxes.setdefault(key, []).append((k, target))
                 continue
             seeds, scores[:, k] = self._seeds(target)
@@ -394,7 +393,8 @@ class Field:
                 seeds = torch.stack([seed.flatten(1) for _, seed in part], dim=1).to(field.dtype)  # (B, k, N)
                 weights[:, [k for k, _ in part]] += torch.bmm(seeds, field.transpose(1, 2)).double()
         for key, group in boxes.items():
-            weights[:, [k for k, _ in group]] = self._box_weights(key, [t for _, t in group])
+            columns = [k for k, _ in group]
+            weights[:, columns], scores[:, columns] = self._box_weights(key, [t for _, t in group])
         if not torch.isfinite(scores).all():
             raise ValueError("a target score is not finite: the model output holds NaN or inf there")
         return weights.float(), scores
@@ -407,39 +407,44 @@ class Field:
             selected = target.select(self.output)
         except Exception:
             return None  # the normal path raises the target's own error
-        leaves = _leaves(self.output)
-        index = next((i for i, leaf in enumerate(leaves) if leaf is selected), None)
+        index = next((i for i, leaf in enumerate(self._output_leaves) if leaf is selected), None)
         if index is None or selected.dim() != 4 or self.x.dim() != 4 or len(target.region.box) != 4:
             return None  # images only; signals, volumes and other outputs take the general path
-        channel = None if target.channel is None else target.channel % selected.shape[1]
+        channels, height, width = selected.shape[1:]
+        _, _, bottom, right = target.region.box
+        if bottom > height or right > width or not (target.channel is None or -channels <= target.channel < channels):
+            return None  # the general path raises the target's own error
+        channel = None if target.channel is None else target.channel % channels
         return index, channel
 
-    def _table(self, leaf: int, channel: int | None) -> Tensor:
-        """Summed-area table ``(B, C, H + 1, W + 1)`` float64 of the field of one output channel (or all)."""
+    def _tables_of(self, leaf: int, channel: int | None) -> tuple[Tensor, Tensor]:
+        """Summed-area tables, float64, of one output channel (or all): the field's ``(B, C, H + 1, W + 1)``
+        and the output's ``(B, 1, H + 1, W + 1)``."""
         key = (leaf, channel)
         if key not in self._tables:
             field = self.derivatives[leaf]  # (B, C, Co, H, W)
-            plane = field.double().sum(dim=2) if channel is None else field[:, :, channel].double()
-            table = plane.cumsum(dim=2).cumsum(dim=3)
-            self._tables[key] = torch.nn.functional.pad(table, (1, 0, 1, 0))
+            output = self._output_leaves[leaf][:, None]  # (B, 1, Co, H, W)
+            tables = []
+            for values in (field, output):
+                plane = values.double().sum(dim=2) if channel is None else values[:, :, channel].double()
+                tables.append(torch.nn.functional.pad(plane.cumsum(dim=2).cumsum(dim=3), (1, 0, 1, 0)))
+            self._tables[key] = tuple(tables)
         return self._tables[key]
 
-    def _box_weights(self, key: tuple[int, int | None], targets: list[Area]) -> Tensor:
-        """Weights ``(B, K, C)`` float64 of box targets from the summed-area table: O(C) per box."""
-        table = self._table(*key)
-        rows = torch.tensor([t.region.box for t in targets], device=table.device)  # (K, 4)
+    def _box_weights(self, key: tuple[int, int | None], targets: list[Area]) -> tuple[Tensor, Tensor]:
+        """Weights ``(B, K, C)`` float64 and scores ``(B, K)`` of box targets via summed-area tables."""
+        field, output = self._tables_of(*key)
+        rows = torch.tensor([t.region.box for t in targets], device=field.device)  # (K, 4)
         top, left, bottom, right = rows.unbind(1)
-        total = (table[..., bottom, right] - table[..., top, right] - table[..., bottom, left]
-                 + table[..., top, left])  # (B, C, K)
-        total = total.transpose(1, 2)
-        output = _leaves(self.output)[key[0]]
-        per_channel = 1 if key[1] is not None else output.shape[1]
-        means = torch.tensor(
-            [t.reduce == "mean" for t in targets], device=table.device
-        )
-        areas = ((bottom - top) * (right - left) * per_channel).to(table.dtype)
+        means = torch.tensor([t.reduce == "mean" for t in targets], device=field.device)
+        per_channel = 1 if key[1] is not None else self._output_leaves[key[0]].shape[1]
+        areas = ((bottom - top) * (right - left) * per_channel).to(field.dtype)
         scale = torch.where(means, 1.0 / areas, torch.ones_like(areas))
-        return total * scale[None, :, None]
+        sums = []
+        for table in (field, output):
+            total = table[..., bottom, right] - table[..., top, right] - table[..., bottom, left] + table[..., top, left]
+            sums.append(total.transpose(1, 2) * scale[None, :, None])  # (B, K, C) and (B, K, 1)
+        return sums[0], sums[1][..., 0].float()
 
     def _seeds(self, target: Target) -> tuple[list[tuple[int, Tensor]], Tensor]:
         """``d score / d leaf`` of ``target`` for each output leaf it reads, and its ``(B,)`` score."""
