@@ -442,7 +442,8 @@ class Field:
         scale = torch.where(means, 1.0 / areas, torch.ones_like(areas))
         sums = []
         for table in (field, output):
-            total = table[..., bottom, right] - table[..., top, right] - table[..., bottom, left] + table[..., top, left]
+            total = (table[..., bottom, right] - table[..., top, right]
+                     - table[..., bottom, left] + table[..., top, left])
             sums.append(total.transpose(1, 2) * scale[None, :, None])  # (B, K, C) and (B, K, 1)
         return sums[0], sums[1][..., 0].float()
 
