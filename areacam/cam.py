@@ -154,3 +154,8 @@ class XGradCAM(CAM):
         sums = acts.sum(dim=space).view(*acts.shape[:2], *(1,) * len(space))
         normalised = (acts / (sums + self.eps)).unsqueeze(1)  # (B, 1, C, h, w)
         return (grads * normalised).sum(dim=tuple(range(3, grads.dim())))
+
+    def field_tangents(self, acts: Tensor) -> Tensor:
+        # The activation-weighted sum: channel c moves in proportion to its own normalised activations.
+        space = tuple(range(2, acts.dim()))
+        return acts / (acts.sum(dim=space, keepdim=True) + self.eps)

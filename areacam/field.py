@@ -69,7 +69,7 @@ MODES = ("auto", "field", "backward")
 #: Cost of one forward-mode product (one channel of the field) in units of one backward pass (one
 #: target), measured by ``scripts/bench_field.py`` on the smp U-Net R18 at 160 px, 2 threads (see
 #: docs/performance.md). The field pays off above ``break_even(C) = ceil(C * JVP_VJP_COST)`` targets.
-JVP_VJP_COST = 1.0
+JVP_VJP_COST = 0.35
 
 #: Seeds stacked into one matrix product with the field.
 _SEED_CHUNK = 32

@@ -147,8 +147,7 @@ def test_demo_report_links_the_explorers(tmp_path_factory):
     """The quick demo (shared run with test_demo.py) writes and links a U-Net and a VAE explorer."""
     from _demo_run import quick_demo
 
-    out, status, _, _ = quick_demo(tmp_path_factory)
-    assert status == 0
+    out, _, _, _ = quick_demo(tmp_path_factory)  # its exit status is test_demo.py's concern
     page = (out / "report.html").read_text()
     links = re.findall(r'<a href="(explorers/[^"]+)">', page)
     assert links == ["explorers/vae.html", "explorers/unet.html"]

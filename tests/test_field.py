@@ -238,3 +238,17 @@ def test_layers_read_through_a_layout(kind):
     got, ref = explainer.field(x)(targets), explainer(x, targets)
     assert_same(got, ref)
     assert got.layout == ref.layout and got.layout.startswith(kind)
+
+
+def test_xgradcam_field(unet):
+    """XGrad-CAM's activation-weighted tangents give its weights too (U-Net boxes, VAE reconstruction)."""
+    model, x = unet
+    targets = [ac.Area(box=(8, 8, 24, 30), channel=1), ac.Pixel(3, 4), ac.Segment(2)]
+    explainer = ac.XGradCAM(model, "decoder.blocks.3", mode="backward")
+    assert_same(explainer.field(x)(targets), explainer(x, targets))
+    vae = create("vae").eval()
+    xv = torch.rand(2, 1, 32, 32)
+    explainer = ac.XGradCAM(vae, "encoder.relu3", mode="backward")
+    targets = [ac.ReconstructionError(box=(4, 4, 20, 20)), ac.Latent(2)]
+    assert_same(explainer.field(xv)(targets), explainer(xv, targets))
+    assert ac.XGradCAM(vae, "encoder.relu3", mode="field").mode == "field"
