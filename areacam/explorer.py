@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .cam import GradCAM
-from .field import Field, FieldUnavailable, _leaves
+from .field import Field, FieldUnavailable, output_leaves
 from .targets import OutputSelector, select_output
 from .viz import to_rgb
 
@@ -94,7 +94,7 @@ def explorer_data(
     if field.fallback is not None:
         raise FieldUnavailable(field.fallback)
     selected = select_output(field.output, output)
-    leaves = _leaves(field.output)
+    leaves = output_leaves(field.output)
     index = next((i for i, leaf in enumerate(leaves) if leaf is selected), None)
     if index is None or selected.dim() not in (3, 4):
         raise ValueError(

@@ -61,6 +61,7 @@ __all__ = [
     "check_mode",
     "choose_mode",
     "field_call",
+    "output_leaves",
     "supports_field",
 ]
 
@@ -184,14 +185,14 @@ def _owner(cls: type, name: str) -> type | None:
 # ------------------------------------------------------------------------------ output structures
 
 
-def _leaves(output: Any) -> list[Tensor]:
+def output_leaves(output: Any) -> list[Tensor]:
     """Floating tensors of a model output (tensor, tuple/list, mapping), in a fixed order."""
     if isinstance(output, Tensor):
         return [output] if output.is_floating_point() else []
     if isinstance(output, Mapping):
-        return [leaf for value in output.values() for leaf in _leaves(value)]
+        return [leaf for value in output.values() for leaf in output_leaves(value)]
     if isinstance(output, (tuple, list)):
-        return [leaf for value in output for leaf in _leaves(value)]
+        return [leaf for value in output for leaf in output_leaves(value)]
     return []
 
 
@@ -257,7 +258,7 @@ class _Shift:
 
     def _measure(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if self.value is not None and self.delta is None:
-            self.largest = max([self.largest] + [leaf.numel() for leaf in _leaves(output)])
+            self.largest = max([self.largest] + [leaf.numel() for leaf in output_leaves(output)])
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> object:
         part, key = self.view.pick(output, self.where)
@@ -342,12 +343,12 @@ class Field:
                 )
             shift.measure = False
             self.output = _detach(output)
-            self._output_leaves = _leaves(self.output)
+            self._output_leaves = output_leaves(self.output)
             self.activations = acts.float()
             self.layout = str(shift.layout)
             self.channels = acts.shape[1]
             tangents = self.explainer.field_tangents(acts.float()).to(acts.dtype)  # (B, C, h, w)
-            leaves = _leaves(output)
+            leaves = output_leaves(output)
             if not leaves:
                 raise TypeError(f"the model returned no floating tensor ({type(output).__name__})")
             self.derivatives = _jvp_field(model, x, shift, tangents, leaves, self.max_memory)
@@ -451,7 +452,7 @@ class Field:
         """``d score / d leaf`` of ``target`` for each output leaf it reads, and its ``(B,)`` score."""
         if not target.field_seed:
             raise FieldUnavailable(f"{target!r} has no seed for a field: {_NO_SEED}")
-        copies = [leaf.detach().requires_grad_(True) for leaf in _leaves(self.output)]
+        copies = [leaf.detach().requires_grad_(True) for leaf in output_leaves(self.output)]
         with torch.enable_grad():
             score = target(_rebuild(self.output, list(copies)), self.x)
             if not score.requires_grad:
@@ -465,7 +466,7 @@ class Field:
 
 
 def _detach(output: Any) -> Any:
-    leaves = [leaf.detach() for leaf in _leaves(output)]
+    leaves = [leaf.detach() for leaf in output_leaves(output)]
     return _rebuild(output, leaves)
 
 
@@ -496,7 +497,7 @@ def _jvp_field(
     def run(delta: Tensor) -> tuple[Tensor, ...]:
         shift.delta = delta
         try:
-            return tuple(_leaves(model(x)))
+            return tuple(output_leaves(model(x)))
         finally:
             shift.delta = None
 
