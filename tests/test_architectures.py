@@ -12,6 +12,7 @@ import pytorch_grad_cam as pgc
 import timm
 import torch
 import torchvision
+from _modules import ChannelsFirst, ChannelsLast
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
@@ -99,14 +100,8 @@ def test_explicit_layout_arguments_equal_the_read_ones(timm_models, timm_x):
 # ------------------------------------------------------------------------------ reading shapes
 
 
-class ChannelsLast(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 2, 3, 1)
 
 
-class ChannelsFirst(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 3, 1, 2)
 
 
 def _permuting_net() -> nn.Module:

@@ -7,6 +7,7 @@ import copy
 import captum.attr as captum_attr
 import pytest
 import torch
+from _modules import RegionSum
 from torch import nn
 
 import areacam as ac
@@ -53,16 +54,6 @@ def test_guided_backprop_differs_from_saliency(resnet, images):
     assert not torch.allclose(guided, plain)
 
 
-class RegionSum(nn.Module):
-    """captum wrapper: the sum of one output channel over a box, per sample."""
-
-    def __init__(self, model: nn.Module, box, channel: int):
-        super().__init__()
-        self.model, self.box, self.channel = model, box, channel
-
-    def forward(self, x):
-        top, left, bottom, right = self.box
-        return self.model(x)[:, self.channel, top:bottom, left:right].sum(dim=(1, 2))
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(ac.Saliency, "Saliency"), (ac.GuidedBackprop, "GuidedBackprop")])

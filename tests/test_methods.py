@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import pytorch_grad_cam as pgc
 import torch
+from _modules import ChannelsFirst, ChannelsLast, RegionSum
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, SemanticSegmentationTarget
 from torch import nn
 
@@ -41,16 +42,6 @@ def _box_mask(shape: tuple[int, int], box) -> np.ndarray:
     return mask
 
 
-class RegionSum(nn.Module):
-    """captum's forward for a region: the sum of one output channel over a box, per sample."""
-
-    def __init__(self, model: nn.Module, box, channel: int):
-        super().__init__()
-        self.model, self.box, self.channel = model, box, channel
-
-    def forward(self, x):
-        top, left, bottom, right = self.box
-        return self.model(x)[:, self.channel, top:bottom, left:right].sum(dim=(1, 2))
 
 
 def _ids(value: object) -> str:
@@ -249,14 +240,8 @@ def test_bad_input_gives_clear_errors(resnet, images):
         ac.EigenCAM(one_channel.eval(), "1")(torch.rand(1, 3, 8, 8), ac.Class(0))
 
 
-class ChannelsLast(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 2, 3, 1)
 
 
-class ChannelsFirst(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 3, 1, 2)
 
 
 @pytest.mark.parametrize("method", [ac.ScoreCAM, ac.AblationCAM, ac.EigenCAM, ac.XGradCAM])

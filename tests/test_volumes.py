@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _modules import RegionSum
 from torch import nn
 
 import areacam as ac
@@ -38,18 +39,6 @@ def inputs(dims: int) -> torch.Tensor:
     return torch.rand(SHAPES[dims], generator=torch.Generator().manual_seed(dims))
 
 
-class RegionSum(nn.Module):
-    """captum wrapper: one output channel summed over a per-dimension box ``(*starts, *stops)``."""
-
-    def __init__(self, model: nn.Module, box, channel: int):
-        super().__init__()
-        self.model, self.box, self.channel = model, box, channel
-
-    def forward(self, x):
-        half = len(self.box) // 2
-        region = tuple(slice(a, b) for a, b in zip(self.box[:half], self.box[half:]))
-        out = self.model(x)[(slice(None), self.channel, *region)]
-        return out.flatten(1).sum(1)
 
 
 @pytest.mark.parametrize("dims", [1, 3])
