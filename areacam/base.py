@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from .explanation import Explanation, normalize_maps, upsample
+from .explanation import Explanation, normalize_maps, upsample, working_dtype
 from .layers import LayerCapture, LayerView, Layout, unwrap_model
 from .state import check_input, explaining
 from .targets import Target, as_target_list
@@ -35,7 +35,7 @@ class Explainer:
 
 
 class LayerGradients(NamedTuple):
-    """What :func:`layer_gradients` returns (float32, detached)."""
+    """What :func:`layer_gradients` returns (detached, in the :func:`~areacam.explanation.working_dtype`)."""
 
     acts: Tensor  # (B, C, *spatial): the layer's output as read by ``layout``
     grads: Tensor  # (B, K, C, *spatial): each target's gradient, read the same way
@@ -47,7 +47,7 @@ class LayerGradients(NamedTuple):
 class LayerActivations(NamedTuple):
     """What :func:`layer_activations` returns (detached)."""
 
-    acts: Tensor  # (B, C, *spatial) float32: the layer's output as read by ``layout``
+    acts: Tensor  # (B, C, *spatial) in the working dtype: the layer's output as read by ``layout``
     value: Tensor  # the layer's output (or its picked part) as the model computed it
     output: object  # the model's output, for Target.bind
     scores: Tensor  # (B, K)
@@ -92,7 +92,8 @@ def layer_gradients(
         columns = score_columns(targets, output, x)
         grads = target_gradients(columns, acts, capture.where, targets, batched)
         scores = stacked(columns)
-    return LayerGradients(read.float(), layout.per_target(grads), scores.detach().float(), targets, str(layout))
+    work = working_dtype(read.dtype)
+    return LayerGradients(read.to(work), layout.per_target(grads), scores.detach().to(work), targets, str(layout))
 
 
 def layer_activations(
@@ -114,7 +115,8 @@ def layer_activations(
         read = _read(capture, x)
         scores = score_targets(targets, output, x)
     value = capture.value.detach()
-    return LayerActivations(read.float(), value, output, scores.detach().float(), targets, capture.layout)
+    work = working_dtype(read.dtype)
+    return LayerActivations(read.to(work), value, output, scores.detach().to(work), targets, capture.layout)
 
 
 def input_gradients(
@@ -138,7 +140,7 @@ def input_gradients(
         columns = score_columns(targets, output, inputs)
         grads = target_gradients(columns, inputs, "the input", targets, batched)
         scores = stacked(columns)
-    return grads, scores.detach().float(), targets
+    return grads, scores.detach().to(grads.dtype), targets
 
 
 def finish(
@@ -149,8 +151,12 @@ def finish(
     size: Sequence[int],
     layout: str | None = None,
 ) -> Explanation:
-    """Build the result: ``maps`` ``(B, K, *s)`` upsampled to ``size`` and min-max normalised."""
+    """Build the result: ``maps`` ``(B, K, *s)`` upsampled to ``size`` and min-max normalised.
+
+    Everything is computed in the inputs' working dtype and rounded to float32 once, here.
+    """
     maps, degenerate = normalize_maps(upsample(maps, tuple(size)))
     return Explanation(
-        maps=maps, raw=raw, scores=scores, degenerate=degenerate, targets=list(targets), layout=layout
+        maps=maps.float(), raw=raw.float(), scores=scores.float(), degenerate=degenerate, targets=list(targets),
+        layout=layout,
     )

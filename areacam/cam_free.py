@@ -44,7 +44,8 @@ class _PerturbedCAM(CAM):
         x = check_input(self.model, x)
         self._layer = layer = layer_activations(self.model, self.layer, x, targets, self.view)
         acts, scores = layer.acts, layer.scores
-        channel_scores = torch.empty(acts.shape[0], len(layer.targets), acts.shape[1], device=acts.device)
+        channel_scores = torch.empty(acts.shape[0], len(layer.targets), acts.shape[1], dtype=acts.dtype,
+                                     device=acts.device)
         with explaining(self.model), torch.no_grad():
             for b in range(x.shape[0]):
                 bound = [target.bind(b, layer.output) for target in layer.targets]
@@ -95,9 +96,9 @@ class ScoreCAM(_PerturbedCAM):
         low = flat.amin(dim=2, keepdim=True)
         high = flat.amax(dim=2, keepdim=True)
         masks = ((flat - low) / (high - low + 1e-8)).view(stop - start, 1, *size)
-        masked = (x[b : b + 1].float() * masks).to(x.dtype)
+        masked = (x[b : b + 1].to(masks.dtype) * masks).to(x.dtype)
         reference = x[b : b + 1].expand_as(masked)
-        return score_targets(bound, self.model(masked), reference).float()
+        return score_targets(bound, self.model(masked), reference).to(masks.dtype)
 
     def channel_weights(self, channel_scores: Tensor, scores: Tensor) -> Tensor:
         return torch.softmax(channel_scores, dim=2)
@@ -156,7 +157,7 @@ class AblationCAM(_PerturbedCAM):
         self._replacement[0] = ablated
         try:
             inputs = x[b : b + 1].expand(count, *x.shape[1:])
-            return score_targets(bound, self.model(inputs), inputs).float()
+            return score_targets(bound, self.model(inputs), inputs).to(self._layer.acts.dtype)
         finally:
             self._replacement[0] = None
 
@@ -169,8 +170,9 @@ def eigen_projection(acts: Tensor) -> Tensor:
     """Projection of ``(B, C, h, w)`` activations on their first principal component: ``(B, h, w)``.
 
     Per image, the ``(h*w, C)`` activations are centred per channel and projected on the first right
-    singular vector, exactly as pytorch-grad-cam's ``get_2d_projection``. The SVD runs in numpy
-    (float32) on the CPU so that its sign, which the SVD leaves arbitrary, is pytorch-grad-cam's.
+    singular vector, exactly as pytorch-grad-cam's ``get_2d_projection``. The SVD runs in numpy on
+    the CPU (in the activations' dtype, as pytorch-grad-cam's) so that its sign, which the SVD leaves
+    arbitrary, is pytorch-grad-cam's.
     """
     batch, channels = acts.shape[:2]
     if channels < 2:
@@ -178,13 +180,13 @@ def eigen_projection(acts: Tensor) -> Tensor:
             f"Eigen-CAM needs a layer with at least 2 channels, got {channels}: the principal component "
             "of one channel is that channel up to an arbitrary sign"
         )
-    flat = acts.detach().float().cpu().flatten(2).transpose(1, 2).numpy()  # (B, h*w, C)
+    flat = acts.detach().cpu().flatten(2).transpose(1, 2).numpy()  # (B, h*w, C)
     projections = []
     for matrix in flat:
         centred = matrix - matrix.mean(axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         projections.append(centred @ vt[0])
-    out = torch.from_numpy(np.stack(projections).astype(np.float32))
+    out = torch.from_numpy(np.stack(projections).astype(flat.dtype))
     return out.view(batch, *acts.shape[2:]).to(acts.device)
 
 

@@ -14,13 +14,22 @@ from torch import Tensor
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["Explanation", "normalize_maps", "upsample"]
+__all__ = ["Explanation", "normalize_maps", "upsample", "working_dtype"]
 
 # A map whose range is below this fraction of its magnitude is constant up to rounding.
 _FLAT = 1e-6
 
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a result is computed in before its one final rounding to float32.
+
+    A float64 model keeps float64 up to the result (so a float64 reference differs from the result by
+    one float32 rounding); every other dtype (float32, float16, bfloat16) computes in float32.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def upsample(raw: Tensor, size: tuple[int, ...]) -> Tensor:

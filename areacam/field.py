@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import finish
-from .explanation import Explanation
+from .explanation import Explanation, working_dtype
 from .layers import Hooks, LayerView, Layout, layer_name, replace_part
 from .state import check_input, explaining
 from .targets import Area, Target, as_target_list
@@ -281,9 +281,9 @@ class Field:
     weights are linear in a per-channel reduction of the gradient). ``field(targets)`` returns the
     same :class:`~areacam.Explanation` as ``explainer(x, targets)`` with backward passes.
 
-    Attributes: ``activations`` ``(B, C, h, w)`` float32 (the layer read by its layout; ``layout`` the
-    reading); ``output`` the detached model output;
-    ``derivatives`` one ``(B, C, *leaf.shape[1:])`` float32 tensor per floating tensor of the output
+    Attributes: ``activations`` ``(B, C, h, w)`` in the working dtype (float64 for a float64 model, else
+    float32; the layer read by its layout; ``layout`` the reading); ``output`` the detached model output;
+    ``derivatives`` one ``(B, C, *leaf.shape[1:])`` tensor (working dtype) per floating tensor of the output
     (``F_c`` of the module docstring); ``layer`` the layer's dotted name; ``channels`` ``C``.
 
     ``max_memory`` (bytes, default 1 GiB) bounds the working memory of the batched forward-mode
@@ -344,10 +344,11 @@ class Field:
             shift.measure = False
             self.output = _detach(output)
             self._output_leaves = output_leaves(self.output)
-            self.activations = acts.float()
+            work = working_dtype(acts.dtype)
+            self.activations = acts.to(work)
             self.layout = str(shift.layout)
             self.channels = acts.shape[1]
-            tangents = self.explainer.field_tangents(acts.float()).to(acts.dtype)  # (B, C, h, w)
+            tangents = self.explainer.field_tangents(self.activations).to(acts.dtype)  # (B, C, h, w)
             leaves = output_leaves(output)
             if not leaves:
                 raise TypeError(f"the model returned no floating tensor ({type(output).__name__})")
@@ -367,7 +368,7 @@ class Field:
         return finish(raw, raw, scores, targets, self.x.shape[2:], self.layout)
 
     def weights(self, targets: Target | Sequence[Target]) -> tuple[Tensor, Tensor]:
-        """Channel weights ``(B, K, C)`` float32 and scores ``(B, K)`` of ``targets``.
+        """Channel weights ``(B, K, C)`` and scores ``(B, K)`` of ``targets``, in the working dtype.
 
         Raises :class:`FieldUnavailable` naming the first target without a seed.
         """
@@ -376,7 +377,8 @@ class Field:
             raise FieldUnavailable(self.fallback)
         batch = self.x.shape[0]
         weights = torch.zeros(batch, len(targets), self.channels, dtype=torch.float64, device=self.x.device)
-        scores = torch.zeros(batch, len(targets), dtype=torch.float32, device=self.x.device)
+        work = self.activations.dtype
+        scores = torch.zeros(batch, len(targets), dtype=work, device=self.x.device)
         boxes: dict[tuple[int, int | None], list[tuple[int, Area]]] = {}
         seeded: dict[int, list[tuple[int, Tensor]]] = {}
         for k, target in enumerate(targets):
@@ -398,7 +400,7 @@ class Field:
             weights[:, columns], scores[:, columns] = self._box_weights(key, [t for _, t in group])
         if not torch.isfinite(scores).all():
             raise ValueError("a target score is not finite: the model output holds NaN or inf there")
-        return weights.float(), scores
+        return weights.to(work), scores
 
     def _box_key(self, target: Target) -> tuple[int, int | None] | None:
         """``(leaf index, channel)`` for a box :class:`Area` / :class:`Pixel` of a dense output, else ``None``."""
@@ -446,7 +448,7 @@ class Field:
             total = (table[..., bottom, right] - table[..., top, right]
                      - table[..., bottom, left] + table[..., top, left])
             sums.append(total.transpose(1, 2) * scale[None, :, None])  # (B, K, C) and (B, K, 1)
-        return sums[0], sums[1][..., 0].float()
+        return sums[0], sums[1][..., 0].to(self.activations.dtype)
 
     def _seeds(self, target: Target) -> tuple[list[tuple[int, Tensor]], Tensor]:
         """``d score / d leaf`` of ``target`` for each output leaf it reads, and its ``(B,)`` score."""
@@ -462,7 +464,7 @@ class Field:
                 )
             grads = torch.autograd.grad(score.sum(), copies, allow_unused=True)
         seeds = [(i, grad) for i, grad in enumerate(grads) if grad is not None]
-        return seeds, score.detach().float()
+        return seeds, score.detach().to(self.activations.dtype)
 
 
 def _detach(output: Any) -> Any:
@@ -473,7 +475,7 @@ def _detach(output: Any) -> Any:
 def _jvp_field(
     model: nn.Module, x: Tensor, shift: _Shift, tangents: Tensor, leaves: list[Tensor], max_memory: int
 ) -> list[Tensor]:
-    """``F_c`` for every channel: one ``(B, C, *leaf.shape[1:])`` float32 tensor per output leaf.
+    """``F_c`` for every channel: one ``(B, C, *leaf.shape[1:])`` tensor (working dtype) per output leaf.
 
     ``tangents`` are read like the activations, ``(B, C, *s)``; each channel's tangent goes back to
     the layer's own layout through the adjoint of the reading (the identity for ``nchw``; a scatter
@@ -514,7 +516,7 @@ def _jvp_field(
             basis = to_layer(basis)
         outs = torch.func.vmap(derivative)(basis)  # per leaf: (n, B, ...)
         for found, out in zip(fields, outs):
-            found.append(out.float().transpose(0, 1))  # (B, n, ...)
+            found.append(out.to(working_dtype(out.dtype)).transpose(0, 1))  # (B, n, ...)
     return [torch.cat(parts, dim=1) for parts in fields]
 
 

@@ -86,7 +86,7 @@ class InputXGradient(_GradientExplainer):
     """Input x gradient: ``raw`` is ``x * grad`` per target."""
 
     def attribute(self, x: Tensor, grads: Tensor) -> Tensor:
-        return x.detach().float().unsqueeze(1) * grads
+        return x.detach().to(grads.dtype).unsqueeze(1) * grads
 
 
 class _GuidedReLU(torch.autograd.Function):

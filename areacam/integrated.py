@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .base import Explainer, finish, input_gradients
 from .checks import check_int
-from .explanation import Explanation
+from .explanation import Explanation, working_dtype
 from .gradients import gradient_maps
 from .state import check_baseline, check_input, explaining
 from .targets import Target, as_target_list
@@ -97,9 +97,10 @@ class IntegratedGradients(Explainer):
         batch = x.shape[0]
         with explaining(self.model), torch.no_grad():
             output = self.model(x)
-            scores = score_targets(targets, output, x).float()
+            work = working_dtype(x.dtype)
+            scores = score_targets(targets, output, x).to(work)
             bound = [target.bind(list(range(batch)), output) for target in targets]
-            start = score_targets(bound, self.model(baseline.contiguous()), x).float()
+            start = score_targets(bound, self.model(baseline.contiguous()), x).to(work)
         weights, nodes = quadrature(self.method, self.steps)
         rows = self.steps * batch
         per_pass = rows if self.batch_size is None else self.batch_size
@@ -112,14 +113,14 @@ class IntegratedGradients(Explainer):
             points = baseline[sample] + alpha * diff[sample]
             bound = [_Reference(target.bind(sample.tolist(), output), x[sample]) for target in targets]
             grads, _, _ = input_gradients(self.model, points, bound, self.batched)
-            step_weights = torch.tensor(weights, dtype=torch.float32, device=x.device)[step]
+            step_weights = torch.tensor(weights, dtype=work, device=x.device)[step]
             grads = grads * step_weights.view(-1, *(1,) * (grads.dim() - 1))
-            summed = torch.zeros(batch, *grads.shape[1:], device=x.device).index_add_(0, sample, grads)
+            summed = torch.zeros(batch, *grads.shape[1:], dtype=work, device=x.device).index_add_(0, sample, grads)
             total = summed if total is None else total + summed
-        raw = total * diff.float().unsqueeze(1)
+        raw = total * diff.to(work).unsqueeze(1)
         delta = raw.flatten(2).sum(2) - (scores - start)
         expl = finish(raw, gradient_maps(raw), scores, targets, x.shape[2:])
-        expl.delta = delta
+        expl.delta = delta.float()
         return expl
 
 

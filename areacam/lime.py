@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .base import Explainer
 from .checks import check_int
-from .explanation import Explanation, normalize_maps
+from .explanation import Explanation, normalize_maps, working_dtype
 from .optional import require
 from .progress import progress_bar
 from .state import check_input, explaining
@@ -176,7 +176,7 @@ class Lime(Explainer):
         weights, segments = [], []
         with explaining(self.model), torch.no_grad():
             output = self.model(x)
-            scores = score_targets(targets, output, x).float()
+            scores = score_targets(targets, output, x)
             with progress_bar(batch * steps, "Lime", enabled=self.progress, unit="batch") as bar:
                 for b in range(batch):
                     bound = [target.bind(b, output) for target in targets]
@@ -185,16 +185,16 @@ class Lime(Explainer):
                     weights.append(self._fit(data, preds))
                     segments.append(torch.from_numpy(labels))
         count = max(w.shape[1] for w in weights)
-        raw = torch.zeros(batch, len(targets), count)
+        raw = torch.zeros(batch, len(targets), count, dtype=torch.float64)  # the ridge fit's float64 weights
         for b, w in enumerate(weights):
-            raw[b, :, : w.shape[1]] = torch.from_numpy(w).float()
+            raw[b, :, : w.shape[1]] = torch.from_numpy(w)
         segments_t = torch.stack(segments)
         maps = raw.gather(2, segments_t.view(batch, 1, -1).expand(batch, len(targets), -1))
         maps, degenerate = normalize_maps(maps.view(batch, len(targets), height, width))
-        return Explanation(
-            maps=maps.to(x.device),
-            raw=raw.to(x.device),
-            scores=scores.detach(),
+        return Explanation(  # one rounding to float32, at the end
+            maps=maps.float().to(x.device),
+            raw=raw.float().to(x.device),
+            scores=scores.detach().float(),
             degenerate=degenerate.to(x.device),
             segments=segments_t.to(x.device),
             targets=targets,
@@ -209,7 +209,7 @@ class Lime(Explainer):
         seed = rng.randint(0, high=1000)  # lime draws a segmentation seed here: keep the stream aligned
         del seed  # skimage's quickshift seeds itself (rng=42); lime's random_seed does not reach it
         params = dict(self.segmentation_params)
-        rgb = image.detach().float().cpu().permute(1, 2, 0).numpy()
+        rgb = image.detach().to(working_dtype(image.dtype)).cpu().permute(1, 2, 0).numpy()
         if rgb.shape[2] == 1:
             rgb = np.repeat(rgb, 3, axis=2)
         elif rgb.shape[2] != 3:
@@ -222,8 +222,8 @@ class Lime(Explainer):
     def _hidden(self, image: Tensor, onehot: Tensor) -> Tensor:
         """The image every superpixel falls back to when hidden: ``(C, H*W)``."""
         flat = image.flatten(1)
-        if self.hide == "mean":  # per-channel means computed exactly as lime does (numpy, float32)
-            pixels = image.detach().float().cpu().flatten(1).numpy()
+        if self.hide == "mean":  # per-channel means computed exactly as lime does (numpy, the image's dtype)
+            pixels = image.detach().to(working_dtype(image.dtype)).cpu().flatten(1).numpy()
             labels = onehot.argmax(0).cpu().numpy()
             means = np.stack([[channel[labels == s].mean() for s in range(onehot.shape[0])] for channel in pixels])
             return (torch.from_numpy(means).to(image.device, image.dtype) @ onehot).to(image.dtype)

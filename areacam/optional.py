@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["EXTRAS", "require"]
+__all__ = ["EXTRAS", "maybe", "require"]
 
 #: Which ``pip install 'areacam[EXTRA]'`` brings each optional top-level module.
 EXTRAS = {
@@ -17,6 +17,7 @@ EXTRAS = {
     "zarr": "run",
     "pyarrow": "run",
     "pandas": "run",
+    "scipy": "metrics",
 }
 
 
@@ -36,3 +37,14 @@ def require(module: str, feature: str, extra: str | None = None) -> ModuleType:
         raise ImportError(
             f"{feature} needs the optional package {top!r}: pip install 'areacam[{extra}]'"
         ) from err
+
+
+def maybe(module: str) -> ModuleType | None:
+    """Import ``module`` when it is installed, else ``None``: for features with a fallback (a CSV table
+    without pyarrow, a dict of columns without pandas)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        if err.name is not None and err.name.split(".")[0] != module.split(".")[0]:
+            raise  # installed, but broken: show that error
+        return None

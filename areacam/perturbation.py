@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .base import Explainer, finish
 from .checks import check_int
-from .explanation import Explanation
+from .explanation import Explanation, working_dtype
 from .gradients import gradient_maps
 from .state import check_baseline, check_input, explaining
 from .targets import Target, as_target_list
@@ -133,13 +133,14 @@ class Occlusion(Explainer):
         positions = self.slices(x)
         baseline = check_baseline(self.baseline, x)
         batch, count = x.shape[0], len(targets)
-        total = torch.zeros(batch, count, *x.shape[1:], device=x.device)
-        covered = torch.zeros(x.shape[1:], device=x.device)
+        work = working_dtype(x.dtype)
+        total = torch.zeros(batch, count, *x.shape[1:], dtype=work, device=x.device)
+        covered = torch.zeros(x.shape[1:], dtype=work, device=x.device)
         for where in positions:
             covered[where] += 1
         with explaining(self.model), torch.no_grad():
             output = self.model(x)
-            scores = score_targets(targets, output, x).float()
+            scores = score_targets(targets, output, x).to(work)
             for b in range(batch):
                 bound = [target.bind(b, output) for target in targets]
                 for first in range(0, len(positions), self.batch_size):
@@ -148,7 +149,7 @@ class Occlusion(Explainer):
                     for i, where in enumerate(chunk):
                         occluded[(i, *where)] = baseline[(b, *where)]
                     reference = x[b : b + 1].expand_as(occluded)
-                    drops = scores[b] - score_targets(bound, self.model(occluded), reference).float()  # (n, K)
+                    drops = scores[b] - score_targets(bound, self.model(occluded), reference).to(work)  # (n, K)
                     for i, where in enumerate(chunk):
                         total[(b, slice(None), *where)] += drops[i].view(count, *(1,) * len(where))
         raw = total / covered

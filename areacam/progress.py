@@ -1,4 +1,8 @@
-"""Progress bars: tqdm where it is installed and wanted, a silent stand-in otherwise."""
+"""Progress bars: tqdm where it is installed and wanted, a silent stand-in otherwise.
+
+Every bar of the library and the application comes from :func:`progress_bar`, so tqdm stays optional
+(it comes with the ``demo`` extra): without it, a bar is silent and nothing else changes.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "shown"]
 
 
 class _Silent:
     """The part of tqdm's interface the library uses, doing nothing."""
 
+    n = 0
+
     def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def refresh(self) -> None:
         pass
 
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
@@ -20,6 +29,11 @@ class _Silent:
 
     def set_description(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+def shown(progress: bool | None, steps: int, least: int = 20) -> bool:
+    """Whether a bar of ``steps`` steps is shown: ``progress`` when given, else only from ``least`` steps."""
+    return steps >= least if progress is None else bool(progress)
 
 
 @contextmanager

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .optional import maybe, require
+
 __all__ = [
     "FORMAT",
     "Run",
@@ -39,25 +41,10 @@ __all__ = [
     "manifest_entries",
     "open_run",
     "prepare_store",
-    "require",
     "write_table",
 ]
 
 FORMAT = "areacam-run/1"
-EXTRA = "run"
-
-
-def require(module: str) -> Any:
-    """Import an optional dependency of runs, or raise ``ImportError`` naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"dataset runs need the optional package {module.split('.')[0]!r} ({err}); "
-            f"install it with: pip install 'areacam[{EXTRA}]'"
-        ) from None
 
 
 def fsync_path(path: Path) -> None:
@@ -205,7 +192,7 @@ class Run:
         self.targets: list[str] = list(self.config["columns"])
         self.ids: list[str] = [row["id"] for row in good]
         self.complete = self.chunks == self.config["chunks"]
-        zarr = require("zarr")
+        zarr = require("zarr", "a run store")
         self.maps = RunMaps(zarr.open_array(self.path / "maps", mode="r"), np.array([r["index"] for r in good]))
         self._rows = good
         self._table = None
@@ -220,12 +207,8 @@ class Run:
     def table(self) -> Any:
         if self._table is None:
             columns = table_columns(self._rows)
-            try:
-                import pandas as pd
-            except ImportError:
-                self._table = columns
-            else:
-                self._table = pd.DataFrame(columns)
+            pandas = maybe("pandas")
+            self._table = columns if pandas is None else pandas.DataFrame(columns)
         return self._table
 
     def __len__(self) -> int:
@@ -303,8 +286,8 @@ def prepare_store(store: Path, config: dict, shape: tuple[int, ...], chunk_size:
     leftovers = [p.name for p in store.iterdir()] if store.is_dir() else []
     if any(name not in ("zarr.json", "maps", "manifest") for name in leftovers):
         raise StoreMismatch(f"--out {str(store)!r} is a folder with other files in it; choose a new or empty folder")
-    zarr = require("zarr")
-    from zarr.codecs import ZstdCodec
+    zarr = require("zarr", "a run store")
+    ZstdCodec = require("zarr.codecs", "a run store").ZstdCodec
 
     store.mkdir(parents=True, exist_ok=True)
     root = zarr.open_group(store, mode="w")
@@ -332,10 +315,8 @@ def commit_chunk(store: Path, array: Any, chunk: int, start: int, maps: np.ndarr
 def write_table(store: Path, rows: list[dict]) -> str:
     """Write the explained samples' rows as ``table.parquet`` (pyarrow) or ``table.csv``; returns the name."""
     columns = table_columns([row for row in rows if not row.get("error")])
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
+    pa, pq = maybe("pyarrow"), maybe("pyarrow.parquet")
+    if pa is None or pq is None:
         import csv
         import io
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .explanation import working_dtype
+
 __all__ = ["score_columns", "score_targets", "stacked", "target_gradients"]
 
 
@@ -46,7 +48,8 @@ def _check_finite(scores: Tensor, targets: Sequence) -> None:
 def target_gradients(
     scores: Tensor | Sequence[Tensor], wrt: Tensor, what: str, targets: Sequence, batched: bool | None = None
 ) -> Tensor:
-    """Gradient of each target score with respect to ``wrt``: ``(B, K, *wrt.shape[1:])`` float32.
+    """Gradient of each target score with respect to ``wrt``: ``(B, K, *wrt.shape[1:])`` in the working dtype
+    (float64 for a float64 model, else float32; see :func:`~areacam.explanation.working_dtype`).
 
     ``scores`` is ``(B, K)``, or the K ``(B,)`` columns of :func:`score_columns` (faster: each
     backward pass touches its own target's branch only). Samples are independent in eval mode, so
@@ -74,7 +77,7 @@ def target_gradients(
         grads = _batched(scores if isinstance(scores, Tensor) else torch.stack(columns, dim=1), wrt)
     if grads is None:
         grads = _looped(columns, wrt, what, targets)
-    return grads.float()
+    return grads.to(working_dtype(grads.dtype))
 
 
 def _looped(columns: list[Tensor], wrt: Tensor, what: str, targets: Sequence) -> Tensor:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
 
 
 def pytest_configure(config):
-    torch.set_num_threads(2)
+    # Two threads as the machine has; OMP_NUM_THREADS (make test-portable sets 1) wins.
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,23 @@ def unet() -> nn.Module:
 
     torch.manual_seed(0)
     return smp.Unet("resnet18", encoder_weights=None, classes=3).eval()
+
+
+@pytest.fixture
+def resnet64(resnet) -> nn.Module:
+    """The ResNet-18 in float64: peers then give float64 references (tests/README.md, rule 2)."""
+    return resnet.double()
+
+
+@pytest.fixture
+def unet64(unet) -> nn.Module:
+    """The smp U-Net in float64."""
+    return unet.double()
+
+
+@pytest.fixture
+def images64(images) -> torch.Tensor:
+    return images.double()
 
 
 class TinyAE(nn.Module):

@@ -62,7 +62,7 @@ def test_no_private_name_is_imported_across_modules():
 
 
 #: Top-level packages that only the extras (and the dev tools) bring.
-EXTRAS = {"lime", "skimage", "sklearn", "segmentation_models_pytorch", "tqdm", "zarr", "pyarrow", "pandas",
+EXTRAS = {"lime", "skimage", "sklearn", "scipy", "segmentation_models_pytorch", "tqdm", "zarr", "pyarrow", "pandas",
           "timm", "transformers", "captum", "pytorch_grad_cam", "quantus"}
 
 
@@ -98,6 +98,45 @@ def test_the_core_runs_gradcam_without_any_extra(bare_site):
         model = torchvision.models.resnet18(num_classes=4).eval()
         expl = ac.GradCAM(model, "layer4")(torch.rand(2, 3, 64, 64), [ac.Class(1), ac.Class()])
         assert expl.maps.shape == (2, 2, 64, 64), expl.maps.shape
+        loaded = sorted({name.split(".")[0] for name in sys.modules} & set(BLOCKED))
+        assert not loaded, loaded
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
+
+
+def test_every_core_function_and_metric_runs_or_names_its_extra_without_any_extra(bare_site):
+    """With no extra installed: each public explainer and metric works, or raises the ImportError naming
+    the extra (ROAD's imputation needs scipy: ``[metrics]``); and no blocked package is imported."""
+    result = _without_extras(
+        bare_site,
+        """
+        import sys, torch, torchvision
+        import areacam as ac
+        torch.manual_seed(0)
+        model = torchvision.models.resnet18(num_classes=4).eval()
+        x, targets = torch.rand(2, 3, 32, 32), [ac.Class(1), ac.Class()]
+        masks = torch.zeros(2, 32, 32, dtype=torch.bool)
+        masks[:, 8:24, 8:24] = True
+        maps = ac.GradCAM(model, "layer3")(x, targets).maps
+        for explainer in (ac.Saliency(model), ac.IntegratedGradients(model, steps=4), ac.Occlusion(model, 16, 16)):
+            assert explainer(x, targets).maps.shape == (2, 2, 32, 32)
+        for curve in (ac.metrics.deletion, ac.metrics.insertion):
+            assert curve(model, x, targets, maps, steps=4, progress=True).auc.shape == (2, 2)
+        assert ac.metrics.pointing_game(maps, masks).shape == (2, 2)
+        check = ac.metrics.randomisation(lambda m: ac.GradCAM(m, "layer3"), model, x, targets,
+                                         layers=["fc", "layer4"], progress=True)
+        assert check.spearman.shape == (2, 2, 2)
+        for call in (lambda: ac.metrics.road(model, x, targets, maps, percentiles=(50,)),
+                     lambda: ac.metrics.deletion(model, x, targets, maps, steps=2, baseline="noisy_linear")):
+            try:
+                call()
+            except ImportError as err:
+                assert "pip install 'areacam[metrics]'" in str(err), err
+            else:
+                raise SystemExit("ROAD's imputation ran without scipy")
         loaded = sorted({name.split(".")[0] for name in sys.modules} & set(BLOCKED))
         assert not loaded, loaded
         print("ok")

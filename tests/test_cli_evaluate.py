@@ -88,13 +88,13 @@ def test_evaluate_writes_the_library_numbers_and_figures(files, tmp_path, capsys
     got = report["metrics"]["means"]
     assert set(got) == set(expected.means()) >= {"deletion_auc", "insertion_random_auc", "pointing_game",
                                                   "relevance_mass", "mask_share", "sparseness"}
-    for key, value in expected.means().items():
-        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
-    assert got["mask_share"] == pytest.approx(36 / 256)
+    # the command line makes the same calls on the same images: the same numbers (tests/README.md, rule 1)
+    assert got == expected.means()
+    assert got["mask_share"] == 36 / 256
     sanity = ac.metrics.randomisation(lambda m: ac.GradCAM(m, "stage1"), model, x, targets)
     assert report["randomisation"]["layers"] == ["head.2", "stage2.0", "stage1.0"] == sanity.layers
-    assert report["randomisation"]["spearman"] == pytest.approx(sanity.spearman.flatten(1).mean(1).tolist(), abs=1e-6)
-    assert np.allclose(report["scores"], expl.scores.numpy(), rtol=1e-6)
+    assert report["randomisation"]["spearman"] == sanity.spearman.flatten(1).mean(1).tolist()
+    assert report["scores"] == expl.scores.tolist()
     assert [t["spec"] for t in report["targets"]] == ["class:1", "class"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == f"areacam evaluate: wrote 4 files to {Path('ev')}"

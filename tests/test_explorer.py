@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _numerics import U32
 
 import areacam as ac
 from areacam.app.cli import main
@@ -32,8 +33,27 @@ needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (make report-check installs it)"
 )
 
-# The page stores float16 data; its maps match the library's to float16 rounding.
-FLOAT16 = 2e-3
+#: Unit roundoff of float16: the page stores the field and the activations as float16.
+U16 = 2.0**-11
+
+
+def float16_allowed(model, x, layer: str, box, channel) -> float:
+    """How far the page's map may be from the library's: each stored field value F and activation A is off
+    by ``U16`` of itself, so a channel weight ``w_c = sum_box F_c`` by ``U16 sum_box |F_c|`` and the raw map
+    ``sum_c w_c A_c`` by ``2 U16 M`` with ``M = sum_c (sum_box |F_c|) |A_c|``; min-max normalisation moves
+    a map value by at most ``4 / span`` of that; then a few float32 roundings of the library's own map."""
+    field = ac.GradCAM(model, layer).field(x)
+    top, left, bottom, right = box
+    planes = field.derivatives[0][0].double()  # (C, Co, H, W)
+    planes = planes[:, channel] if channel is not None else planes.sum(dim=1)
+    weights = planes[:, top:bottom, left:right].sum(dim=(1, 2))
+    magnitude = planes[:, top:bottom, left:right].abs().sum(dim=(1, 2))
+    acts = field.activations[0].double()
+    raw = torch.relu(torch.einsum("c,chw->hw", weights, acts))
+    bound = torch.einsum("c,chw->hw", magnitude, acts.abs())
+    size = tuple(x.shape[2:])
+    up = F.interpolate(raw[None, None], size=size, mode="bilinear", align_corners=False)
+    return float(4 * 2 * U16 * bound.max() / (up.max() - up.min()) + 8 * U32)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +90,8 @@ def test_page_data_reproduces_the_library_map(unet):
     raw = torch.relu(torch.einsum("c,chw->hw", weights, acts))[None, None]
     up = F.interpolate(raw, size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
     got = (up - up.min()) / (up.max() - up.min())
-    assert float((got - library_map(model, x, "decoder.blocks.3", box, channel).double()).abs().max()) < FLOAT16
+    allowed = float16_allowed(model, x, "decoder.blocks.3", box, channel)
+    assert float((got - library_map(model, x, "decoder.blocks.3", box, channel).double()).abs().max()) <= allowed
     assert data["reading"].startswith("decoder.blocks.3: activations (C=32")
 
 
@@ -120,13 +141,15 @@ def test_dragged_box_in_chromium_gives_the_library_map(unet, vae, tmp_path):
         verdict = _drag(page, "#drag={},{},{},{}&class={}".format(*box, channel))
         assert verdict["box"] == list(box) and verdict["outChannel"] == channel
         got = torch.tensor(verdict["map"]).view(32, 32)
-        assert float((got - library_map(model, x, "decoder.blocks.3", box, channel)).abs().max()) < FLOAT16
+        allowed = float16_allowed(model, x, "decoder.blocks.3", box, channel)
+        assert float((got - library_map(model, x, "decoder.blocks.3", box, channel)).abs().max()) <= allowed
     vae_model, vae_x = vae
     page = tmp_path / "vae.html"
     explorer(vae_model, vae_x, "encoder.relu2", path=page, show="image")
     verdict = _drag(page, "#drag=4,8,14,24")
     got = torch.tensor(verdict["map"]).view(32, 32)
-    assert float((got - library_map(vae_model, vae_x, "encoder.relu2", (4, 8, 14, 24), None)).abs().max()) < FLOAT16
+    allowed = float16_allowed(vae_model, vae_x, "encoder.relu2", (4, 8, 14, 24), None)
+    assert float((got - library_map(vae_model, vae_x, "encoder.relu2", (4, 8, 14, 24), None)).abs().max()) <= allowed
 
 
 def test_command_line(tmp_path, capsys):

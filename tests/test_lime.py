@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _numerics import U32, assert_close, assert_identical, maps_allowed, rounded
 from lime.lime_image import LimeImageExplainer
 from lime.wrappers.scikit_image import SegmentationAlgorithm
 from sklearn.linear_model import LinearRegression
@@ -39,8 +40,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def classifier() -> nn.Module:
+    """float64, so that areacam's and lime's scores of a perturbation agree to float64 rounding whatever
+    the batches they are computed in: the ridge fit (float64 on both sides) then differs by float64
+    rounding times its condition number (below 1e4 with ``alpha=1``), far below areacam's one float32
+    rounding of the weights."""
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 32 * 32, 4)).eval()
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 32 * 32, 4)]
+    return nn.Sequential(*layers).eval().double()
 
 
 @pytest.mark.parametrize(
@@ -48,11 +54,11 @@ def classifier() -> nn.Module:
     [("quickshift", QUICK, "mean", None), ("slic", {"n_segments": 16}, 0.0, 0)],
 )
 def test_weights_equal_lime_package(classifier, segmentation, params, hide, lime_hide):
-    x = blocks()
+    x = blocks().double()
 
     def classifier_fn(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return classifier(torch.from_numpy(images).permute(0, 3, 1, 2).float().contiguous()).numpy()
+            return classifier(torch.from_numpy(images).permute(0, 3, 1, 2).double().contiguous()).numpy()
 
     reference = LimeImageExplainer(random_state=3)  # one explainer, images in turn: one random stream
     seg_fn = SegmentationAlgorithm(segmentation, **{**({"start_label": 0} if segmentation == "slic" else {}), **params})
@@ -83,14 +89,14 @@ def test_weights_equal_lime_package(classifier, segmentation, params, hide, lime
         assert count > 4
         for k, label in enumerate((1, 2)):
             ref = dict(exp.local_exp[label])
-            ref = np.array([ref[i] for i in range(count)])
-            np.testing.assert_allclose(expl.raw[b, k, :count].numpy(), ref, rtol=1e-5, atol=1e-9)
+            ref = torch.tensor([ref[i] for i in range(count)])[None]
+            assert_close(expl.raw[b, k, :count][None], ref, rounded(ref, leading=1), f"weights of sample {b}")
             assert (expl.raw[b, k, count:] == 0).all()
-    assert torch.allclose(expl.scores, classifier(x)[:, 1:3])
+    assert_identical(expl.scores, classifier(x)[:, 1:3].detach().float())
 
 
 def test_box_targets_of_a_pointwise_model_find_their_box():
-    x = blocks(batch=1, seed=4) + 0.5  # energies clearly above zero everywhere
+    x = blocks(batch=1, seed=4).double() + 0.5  # energies clearly above zero everywhere
     boxes = [(0, 0, 16, 16), (16, 8, 32, 24)]
     inside = [{0, 1, 4, 5}, {9, 10, 13, 14}]
     targets = [Area(box=box) for box in boxes]
@@ -109,19 +115,20 @@ def test_box_targets_of_a_pointwise_model_find_their_box():
     for k, (box, cells) in enumerate(zip(boxes, inside)):
         region = torch.zeros(32, 32, dtype=torch.bool)
         region[box[0] : box[2], box[1] : box[3]] = True
-        energy = torch.stack([(x[0] ** 2).sum(0)[(labels == s) & region].sum() for s in range(16)])
-        # the score is exactly linear in the masks: plain least squares recovers each segment's energy
-        torch.testing.assert_close(exact.raw[0, k], energy, rtol=1e-4, atol=1e-3)
+        energy = torch.stack([(x[0] ** 2).sum(0)[(labels == s) & region].sum() for s in range(16)])[None]
+        # the score is exactly linear in the masks: plain least squares (float64) recovers each segment's
+        # energy up to float64 rounding times the fit's condition number, then one float32 rounding
+        assert_close(exact.raw[0, k][None], energy, rounded(energy, leading=1), f"energies in box {box}")
         weights = ridge.raw[0, k]
         assert set(weights.topk(4).indices.tolist()) == cells
         outside = [s for s in range(16) if s not in cells]
         assert weights[outside].abs().max() < 0.1 * weights[sorted(cells)].min()  # ridge shrinkage leaks a little
         assert ridge.maps[0, k][region].min() > ridge.maps[0, k][~region].max()
-    assert torch.allclose(exact.scores[0], torch.stack([Area(box=b)(x**2, x)[0] for b in boxes]))
+    assert_identical(exact.scores[0], torch.stack([Area(box=b)(x**2, x)[0] for b in boxes]).float())
 
 
 def test_reproducible_with_a_seed(classifier):
-    x = blocks()
+    x = blocks().double()
 
     def make(seed: int) -> Lime:
         return Lime(
@@ -131,25 +138,24 @@ def test_reproducible_with_a_seed(classifier):
     first, again, other = make(5)(x, Class(0)), make(5)(x, Class(0)), make(6)(x, Class(0))
     assert torch.equal(first.raw, again.raw) and torch.equal(first.maps, again.maps)
     assert not torch.equal(first.raw, other.raw)
-    # batch size changes only how perturbations are grouped, not what is computed
-    torch.testing.assert_close(
-        Lime(classifier, num_samples=64, batch_size=7, random_state=5, segmentation_params=QUICK, progress=False)(
-            x, Class(0)
-        ).raw,
-        first.raw,
-    )
+    # batch size changes only how perturbations are grouped, not what is computed (float64 scores of
+    # other batch compositions: the float32 weights agree to their rounding)
+    grouped = Lime(classifier, num_samples=64, batch_size=7, random_state=5, segmentation_params=QUICK,
+                   progress=False)(x, Class(0))
+    assert_close(grouped.raw, first.raw, rounded(first.raw), "weights")
 
 
 def test_maps_spread_segment_weights_and_per_sample_targets(classifier):
-    x = blocks()
+    x = blocks().double()
     lime = Lime(classifier, num_samples=64, random_state=1, segmentation_params=QUICK, progress=False)
     expl = lime(x, Class())
     top = classifier(x).argmax(1).tolist()
-    torch.testing.assert_close(lime(x, Class(top)).raw, expl.raw)
+    assert_identical(lime(x, Class(top)).raw, expl.raw)
     for b in range(2):
-        pixels = expl.raw[b, 0][expl.segments[b]]
-        expected = (pixels - pixels.min()) / (pixels.max() - pixels.min())
-        torch.testing.assert_close(expl.maps[b, 0], expected)
+        pixels = expl.raw[b, 0][expl.segments[b]].double()  # the float32 weights: one rounding off the fit's
+        expected = ((pixels - pixels.min()) / (pixels.max() - pixels.min()))[None, None]
+        allowed = maps_allowed(pixels[None, None], raw_error=U32)
+        assert_close(expl.maps[b : b + 1, :1], expected, allowed, f"map of sample {b}")
     assert expl.maps.shape == (2, 1, 32, 32) and expl.degenerate.tolist() == [[False], [False]]
 
 
@@ -206,7 +212,7 @@ def test_bad_arguments_name_the_value(classifier):
     with pytest.raises(ValueError, match="n_segmets"):
         Lime(classifier, segmentation="slic", segmentation_params={"n_segmets": 3})
     with pytest.raises(ValueError, match="2 values for 3 channels"):
-        Lime(classifier, hide=(0.0, 1.0), segmentation=grid)(blocks(), Class(0))
+        Lime(classifier, hide=(0.0, 1.0), segmentation=grid)(blocks().double(), Class(0))
     with pytest.raises(TypeError, match="num_samples must be an int"):
         Lime(classifier, num_samples=10.5)
 

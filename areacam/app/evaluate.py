@@ -197,7 +197,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     files["evaluation.json"] = report
     write_all(out, files, _save_any)
     means = evaluation.means()
-    shown = ", ".join(f"{key} {means[key]:.3f}" for key in ("deletion_auc", "deletion_random_auc", "insertion_auc",
+    shown = ", ".join(f"{key} {_shown(means[key])}" for key in ("deletion_auc", "deletion_random_auc", "insertion_auc",
                                                            "insertion_random_auc", "pointing_game",
                                                            "relevance_mass", "mask_share") if key in means)
     print(f"areacam evaluate: {method.name} on {len(args.image)} image(s) x {len(targets)} target(s): {shown}")
@@ -207,6 +207,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
               f"the original maps {float(rho[0]):.2f} after the first, {float(rho[-1]):.2f} after the last")
     print(f"areacam evaluate: wrote {len(files)} files to {out}")
     return 0
+
+
+def _shown(value: float | None) -> str:
+    """A mean for the summary line: three decimals, or "undefined" (see ``Curves.defined``)."""
+    return "undefined" if value is None else f"{value:.3f}"
 
 
 def _randomisation_summary(sanity: metrics.Randomisation | None) -> dict | None:

@@ -36,6 +36,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .. import store as run_store
+from ..optional import require
+from ..progress import progress_bar
 from ..targets import Target
 from .datasets import EMBEDDED_HELP, RunData, collate, image_size, open_data
 from .loading import InputError, default_size, input_channels, load_model
@@ -380,7 +382,7 @@ def run(
     budget = parse_memory(max_memory)
     store = Path(out)
     _check_out(store)
-    run_store.require("zarr")
+    require("zarr", "areacam run")
     dev = _device(device)
     dist = _Dist(dev)
     try:
@@ -483,9 +485,7 @@ def _explain_chunks(dist: _Dist, dev: torch.device, store: Path, data: RunData, 
                     pending: list[int], config: dict, log: _Log, batch_size: int, workers: int,
                     progress: bool) -> float:
     """Explain this rank's chunks, committing each when its last sample is done; returns the seconds spent."""
-    from tqdm.auto import tqdm
-
-    zarr = run_store.require("zarr")
+    zarr = require("zarr", "areacam run")
     array = zarr.open_array(store / "maps", mode="r+")
     n, chunk_size = config["samples"], config["chunk_size"]
     dtype = np.dtype(config["dtype"])
@@ -495,9 +495,6 @@ def _explain_chunks(dist: _Dist, dev: torch.device, store: Path, data: RunData, 
     total_pending = sum(_chunk_len(c, chunk_size, n) for c in pending)
     mine_total = sum(_chunk_len(c, chunk_size, n) for c in mine)
     lead = dist.rank == 0
-    bar = tqdm(total=total_pending if lead else mine_total, unit="img", disable=not progress,
-               desc="total" if lead and dist.world > 1 else f"rank {dist.rank}" if dist.world > 1 else "areacam run",
-               position=dist.rank if dist.world > 1 else None, dynamic_ncols=True, leave=lead, file=sys.stderr)
     pending_set = set(pending)
     already = {c for c in range(config["chunks"]) if c not in pending_set}
     columns = range(len(work.columns))
@@ -509,49 +506,51 @@ def _explain_chunks(dist: _Dist, dev: torch.device, store: Path, data: RunData, 
         state.update(chunk=chunk, maps=np.zeros((length, len(work.columns), *config["size"]), dtype=dtype),
                      rows={}, seen=0, length=length)
 
-    for batch in loader:
-        indices = batch["index"] + [i for i, _ in batch["bad"]]
-        chunk = min(indices) // chunk_size
-        if state["chunk"] != chunk:
-            begin(chunk)
-        first = chunk * chunk_size
-        for index, error in batch["bad"]:
-            log(f"skipped {error}")
-            state["rows"][index] = _row(data, index, error=error)
-        keep = list(range(len(batch["index"])))
-        if work.needs_label and batch["label"] is not None:
-            for j in [j for j in keep if int(batch["label"][j]) < 0]:
-                index = batch["index"][j]
-                error = f"{data.paths[index] or data.ids[index]}: no label for a per-sample target"
+    desc = "total" if lead and dist.world > 1 else f"rank {dist.rank}" if dist.world > 1 else "areacam run"
+    with progress_bar(total_pending if lead else mine_total, desc, enabled=progress, unit="img", leave=lead,
+                      position=dist.rank if dist.world > 1 else None, file=sys.stderr) as bar:
+        for batch in loader:
+            indices = batch["index"] + [i for i, _ in batch["bad"]]
+            chunk = min(indices) // chunk_size
+            if state["chunk"] != chunk:
+                begin(chunk)
+            first = chunk * chunk_size
+            for index, error in batch["bad"]:
                 log(f"skipped {error}")
                 state["rows"][index] = _row(data, index, error=error)
-            keep = [j for j in keep if int(batch["label"][j]) >= 0]
-        if keep:
-            x = batch["image"][keep].to(dev, non_blocking=True)
-            masks = None if batch["mask"] is None else batch["mask"][keep]
-            result = work(x, batch["label"][keep], masks)
-            for b, j in enumerate(keep):
-                index = batch["index"][j]
-                state["maps"][index - first] = result["maps"][b]
-                row = _row(data, index, label=int(batch["label"][j]))
-                for c in columns:
-                    row[f"score_{c}"] = float(result["score"][b, c])
-                    row[f"degenerate_{c}"] = bool(result["degenerate"][b, c])
-                    for name in work.metrics:
-                        row[f"{METRICS[name]}_{c}"] = float(result[METRICS[name]][b, c])
-                state["rows"][index] = row
-        state["seen"] += len(indices)
-        if state["seen"] == state["length"]:
-            rows = [state["rows"][i] for i in sorted(state["rows"])]
-            run_store.commit_chunk(store, array, chunk, first, state["maps"], rows, dist.rank)
-            state["chunk"] = None
-        if lead and dist.world > 1:
-            committed = run_store.done_chunks(store) - already
-            bar.n = sum(_chunk_len(c, chunk_size, n) for c in committed)
-            bar.refresh()
-        else:
-            bar.update(len(indices))
-    bar.close()
+            keep = list(range(len(batch["index"])))
+            if work.needs_label and batch["label"] is not None:
+                for j in [j for j in keep if int(batch["label"][j]) < 0]:
+                    index = batch["index"][j]
+                    error = f"{data.paths[index] or data.ids[index]}: no label for a per-sample target"
+                    log(f"skipped {error}")
+                    state["rows"][index] = _row(data, index, error=error)
+                keep = [j for j in keep if int(batch["label"][j]) >= 0]
+            if keep:
+                x = batch["image"][keep].to(dev, non_blocking=True)
+                masks = None if batch["mask"] is None else batch["mask"][keep]
+                result = work(x, batch["label"][keep], masks)
+                for b, j in enumerate(keep):
+                    index = batch["index"][j]
+                    state["maps"][index - first] = result["maps"][b]
+                    row = _row(data, index, label=int(batch["label"][j]))
+                    for c in columns:
+                        row[f"score_{c}"] = float(result["score"][b, c])
+                        row[f"degenerate_{c}"] = bool(result["degenerate"][b, c])
+                        for name in work.metrics:
+                            row[f"{METRICS[name]}_{c}"] = float(result[METRICS[name]][b, c])
+                    state["rows"][index] = row
+            state["seen"] += len(indices)
+            if state["seen"] == state["length"]:
+                rows = [state["rows"][i] for i in sorted(state["rows"])]
+                run_store.commit_chunk(store, array, chunk, first, state["maps"], rows, dist.rank)
+                state["chunk"] = None
+            if lead and dist.world > 1:
+                committed = run_store.done_chunks(store) - already
+                bar.n = sum(_chunk_len(c, chunk_size, n) for c in committed)
+                bar.refresh()
+            else:
+                bar.update(len(indices))
     return time.perf_counter() - start
 
 

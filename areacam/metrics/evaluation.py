@@ -16,7 +16,7 @@ from .checks import as_masks, flat_maps, resolve_maps
 from .complexity import entropy, sparseness
 from .faithfulness import MapsOrExplainer, deletion, insertion, road
 from .localisation import iou, pointing_game, relevance_mass, relevance_rank
-from .result import Curves, masked_mean
+from .result import Curves, defined_mean, number, numbers
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -40,6 +40,9 @@ class Evaluation:
       share of the image inside the mask: what a map without information scores on average in
       the first three. Complexity: ``sparseness``, ``entropy``.
     - ``curves``: ``{"deletion": Curves, "insertion": Curves}`` as computed.
+    - ``defined``: ``{name: (B, K) bool}`` for the values that can be undefined (the AUCs, where
+      :attr:`Curves.defined` is False); an undefined value is left out of the means and is ``None``
+      in :meth:`to_dict`, never a number.
     - ``degenerate`` ``(B, K)``: constant maps (they score 0 in localisation).
     """
 
@@ -47,22 +50,30 @@ class Evaluation:
     curves: dict[str, Curves] = field(default_factory=dict)
     degenerate: Tensor | None = None
     targets: list = field(default_factory=list)
+    defined: dict[str, Tensor] = field(default_factory=dict)
 
-    def means(self) -> dict[str, float]:
-        """Each metric averaged over samples and targets."""
-        return {name: float(masked_mean(value)) for name, value in self.values.items()}
+    def _valid(self, name: str) -> Tensor | None:
+        return self.defined.get(name)
 
-    def per_target(self) -> dict[str, list[float]]:
-        """Each metric averaged over the samples, one value per target."""
-        return {name: masked_mean(value, dim=0).tolist() for name, value in self.values.items()}
+    def means(self) -> dict[str, float | None]:
+        """Each metric averaged over samples and targets (``None``: defined nowhere)."""
+        return {name: number(*defined_mean(value, self._valid(name))) for name, value in self.values.items()}
+
+    def per_target(self) -> dict[str, list[float | None]]:
+        """Each metric averaged over the samples, one value per target (``None``: undefined)."""
+        return {name: numbers(*defined_mean(value, self._valid(name), dim=0)) for name, value in self.values.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON: means, per-target means, per-sample values, curve summaries."""
+        """Plain values for JSON: means, per-target means, per-sample values (``None``: undefined), curve
+        summaries."""
         return {
             "targets": [repr(t) for t in self.targets],
             "means": self.means(),
             "per_target": self.per_target(),
-            "per_sample": {name: value.tolist() for name, value in self.values.items()},
+            "per_sample": {
+                name: numbers(value, self.defined[name]) if name in self.defined else value.tolist()
+                for name, value in self.values.items()
+            },
             "degenerate": self.degenerate.tolist() if self.degenerate is not None else None,
             "curves": {name: curves.summary() for name, curves in self.curves.items()},
         }
@@ -112,13 +123,14 @@ def evaluate(
     if masks is not None:
         masks = as_masks(masks, maps)
     values: dict[str, Tensor] = {}
+    defined: dict[str, Tensor] = {}
     curves: dict[str, Curves] = {}
     common = dict(steps=steps, baseline=baseline, batch_size=batch_size, random_state=random_state, progress=progress)
     for name, run in (("deletion", deletion), ("insertion", insertion)):
         if name in chosen:
             curves[name] = run(model, x, targets, maps, **common)
-            values[f"{name}_auc"] = curves[name].auc
-            values[f"{name}_random_auc"] = curves[name].random_auc
+            for key, auc in ((f"{name}_auc", curves[name].auc), (f"{name}_random_auc", curves[name].random_auc)):
+                values[key], defined[key] = auc, curves[name].defined
     if "road" in chosen:
         kw = dict(percentiles=percentiles, random_state=random_state, batch_size=batch_size, progress=progress)
         most = road(model, x, targets, maps, order="most", **kw).mean(2)
@@ -136,4 +148,4 @@ def evaluate(
         values["sparseness"] = sparseness(maps)
     if "entropy" in chosen:
         values["entropy"] = entropy(maps)
-    return Evaluation(values=values, curves=curves, degenerate=flat_maps(maps), targets=targets)
+    return Evaluation(values=values, curves=curves, degenerate=flat_maps(maps), targets=targets, defined=defined)

@@ -32,9 +32,6 @@ from .scoring import Scorer
 
 __all__ = ["deletion", "insertion", "removal_ranks", "road"]
 
-# Original and fully perturbed scores closer than this (relative) cannot normalise a curve.
-_FLAT = 1e-6
-
 MapsOrExplainer = MapsLike | Callable[..., Any]
 
 
@@ -150,7 +147,7 @@ def _curves(
     if random:
         rand = scores[batch : batch + batch * (steps - 1)].view(batch, steps - 1, count).transpose(1, 2)
         random_curve = torch.cat([first[..., None], rand, last[..., None]], dim=2)
-    return Curves.build(kind, curve, random_curve, original, empty, baseline, scorer.targets, _FLAT)
+    return Curves.build(kind, curve, random_curve, original, empty, baseline, scorer.targets)
 
 
 def deletion(
@@ -189,7 +186,8 @@ def deletion(
     Returns:
         :class:`Curves` with ``scores`` ``(B, K, steps + 1)`` (raw target scores), ``curves``
         (normalised: 1 at the intact image, 0 at the fully removed one), ``auc`` ``(B, K)``
-        (lower = more faithful) and the same for the random ranking.
+        (lower = more faithful), ``defined`` ``(B, K)`` (where the normalisation means something:
+        AUCs then lie in ``[-1, 2]``; see :class:`Curves`) and the same for the random ranking.
     """
     return _curves(
         "deletion", model, x, targets, maps, steps, baseline, batch_size, random, random_state, noise, progress
@@ -285,4 +283,4 @@ def road(
 
     scores = scorer.score(samples, needs, build, desc="ROAD", progress=progress).sum(1)
     scores = scores.view(len(percentiles), batch, count).permute(1, 2, 0)
-    return scores - scorer.original[..., None]
+    return (scores - scorer.original[..., None]).float()

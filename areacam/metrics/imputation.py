@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..optional import require
+
 __all__ = ["NEIGHBOURS", "noisy_linear_impute"]
 
 #: ``(dy, dx, weight)`` of the neighbours, in the order the reference accumulates them.
@@ -38,8 +40,8 @@ def noisy_linear_impute(
     pixel kept there is nothing to interpolate from: every pixel becomes the image's per-channel
     mean plus noise. With every pixel kept the image is returned unchanged (a copy).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
+    sparse = require("scipy.sparse", "ROAD's noisy linear imputation")
+    spsolve = require("scipy.sparse.linalg", "ROAD's noisy linear imputation").spsolve
 
     image = image.detach().float().cpu()
     channels, height, width = image.shape
@@ -74,7 +76,8 @@ def noisy_linear_impute(
     rows.append(np.arange(count))
     cols.append(np.arange(count))
     vals.append(-diagonal)
-    system = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, count))
+    entries = (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))
+    system = sparse.coo_matrix(entries, shape=(count, count))
     solution = torch.tensor(spsolve(system.tocsc(), rhs), dtype=torch.float).reshape(count, channels).t()
     shape = solution.shape if channels > 1 else (count,)  # the reference draws a vector for one channel
     draws = torch.randn(shape, generator=generator).reshape(channels, count)

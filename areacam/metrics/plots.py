@@ -25,8 +25,9 @@ def curves_figure(
 ) -> Figure:
     """Rows = the given curve sets (e.g. deletion, insertion), columns = targets.
 
-    Each panel shows the mean normalised curve over the samples whose curve is not flat (solid)
-    and the random ranking's (dashed), with both AUCs in the legend.
+    Each panel shows the mean normalised curve over the samples whose curve is defined (solid) and
+    the random ranking's (dashed), with both AUCs in the legend; a target defined on no sample says
+    so instead of drawing a curve.
     """
     from matplotlib.figure import Figure
 
@@ -38,14 +39,19 @@ def curves_figure(
     axes = np.atleast_2d(fig.subplots(len(results), count, squeeze=False))
     for row, result in enumerate(results):
         x = result.fractions.numpy()
-        valid = ~result.flat[..., None]
-        mean = masked_mean(result.curves.cpu(), valid.cpu(), dim=0).numpy()
+        valid = result.defined[..., None].cpu()
+        mean = masked_mean(result.curves.cpu(), valid, dim=0).numpy()
         auc = result.mean_auc.cpu().numpy()
+        shown = result.mean_defined.cpu().numpy()
         for k in range(count):
             ax = axes[row, k]
-            ax.plot(x, mean[k], color="C0", label=f"map, AUC {auc[k]:.3f}")
-            if result.random_curves is not None:
-                rand = masked_mean(result.random_curves.cpu(), valid.cpu(), dim=0).numpy()
+            if not shown[k]:
+                ax.text(0.5, 0.5, "undefined: the score hardly changes\nfrom intact to fully perturbed",
+                        ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            else:
+                ax.plot(x, mean[k], color="C0", label=f"map, AUC {auc[k]:.3f}")
+            if result.random_curves is not None and shown[k]:
+                rand = masked_mean(result.random_curves.cpu(), valid, dim=0).numpy()
                 rand_auc = result.mean_random_auc.cpu().numpy()
                 ax.plot(x, rand[k], color="C1", linestyle="--", label=f"random, AUC {rand_auc[k]:.3f}")
             ax.set_xlabel(f"fraction {'removed' if result.kind == 'deletion' else 'inserted'}", fontsize=8)
@@ -54,7 +60,8 @@ def curves_figure(
             if row == 0 and k < len(names):
                 ax.set_title(str(names[k]), fontsize=9)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7)
+            if shown[k]:
+                ax.legend(fontsize=7)
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..base import Explainer
 from ..layers import Hooks, resolve_layer
+from ..progress import progress_bar, shown
 from ..state import check_input, explaining
 from ..targets import Class, Target, as_target_list
 from .checks import as_maps, flat_maps
@@ -170,8 +171,6 @@ def randomisation(
     Returns:
         :class:`Randomisation` with ``spearman`` and ``ssim`` ``(L, B, K)``.
     """
-    from tqdm.auto import tqdm
-
     if order not in ("cascading", "independent"):
         raise ValueError(f"order must be 'cascading' or 'independent', got {order!r}")
     if not isinstance(model, nn.Module):
@@ -192,17 +191,18 @@ def randomisation(
         raise ValueError("the model has no parameterised layer to randomise")
     original = as_maps(explainer(x, targets))
     maps, rho, structure = [original], [], []
-    for step, name in enumerate(tqdm(names, desc="Randomisation", disable=(len(names) < 20) if progress is None
-                                     else not progress, leave=False)):
-        module = resolve_layer(copied, name)
-        saved = copy.deepcopy(module.state_dict()) if order == "independent" else None
-        _randomise(module, random_state + step)
-        current = as_maps(explainer(x, targets))
-        maps.append(current)
-        rho.append(spearman(original, current))
-        structure.append(ssim(original, current))
-        if saved is not None:
-            module.load_state_dict(saved)
+    with progress_bar(len(names), "Randomisation", shown(progress, len(names)), leave=False) as bar:
+        for step, name in enumerate(names):
+            module = resolve_layer(copied, name)
+            saved = copy.deepcopy(module.state_dict()) if order == "independent" else None
+            _randomise(module, random_state + step)
+            current = as_maps(explainer(x, targets))
+            maps.append(current)
+            rho.append(spearman(original, current))
+            structure.append(ssim(original, current))
+            if saved is not None:
+                module.load_state_dict(saved)
+            bar.update(1)
     stacked = torch.stack(maps)
     return Randomisation(
         order=order,

@@ -19,6 +19,7 @@ from ..targets import Target, as_target_list
 from .checks import flat_maps
 from .faithfulness import deletion, insertion, road
 from .localisation import iou, pointing_game, relevance_mass, relevance_rank
+from .result import defined_mean, number
 
 __all__ = ["METRICS", "LayerRanking", "candidate_layers", "rank_layers"]
 
@@ -93,8 +94,11 @@ def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
 class LayerRanking:
     """Layers ranked best first by ``metric``.
 
-    - ``layers``: names, best first; ``scores`` ``(L,)``: the metric's mean over samples and targets;
-      ``values`` ``(L, B, K)``: per sample and target.
+    - ``layers``: names, best first; ``scores`` ``(L,)``: the metric's mean over samples and targets
+      (deletion/insertion: over the samples whose curve is defined, see
+      :attr:`~areacam.metrics.Curves.defined`); ``values`` ``(L, B, K)``: per sample and target.
+    - ``defined`` ``(L,)`` bool: the layer's score is defined (a layer whose every curve is undefined
+      is ranked last and shown as undefined, never as a number); ``valid`` ``(L, B, K)`` per value.
     - ``degenerate`` ``(L,)``: share of constant maps at each layer (no information).
     - ``higher_is_better``: the metric's direction (deletion AUC: lower is better).
     - ``extra``: other metrics per layer, ``{name: (L,)}`` (localisation when masks were given).
@@ -107,10 +111,17 @@ class LayerRanking:
     values: Tensor
     degenerate: Tensor
     extra: dict[str, Tensor] = field(default_factory=dict)
+    defined: Tensor | None = None
+    valid: Tensor | None = None
 
     @property
     def best(self) -> str:
-        """The best layer's name."""
+        """The best layer's name (``ValueError`` when no layer's score is defined)."""
+        if self.defined is not None and not bool(self.defined[0]):
+            raise ValueError(
+                f"no layer has a defined {self.metric} score: the target's score hardly changes between the "
+                "intact and the fully perturbed image (see Curves.defined); rank by another metric"
+            )
         return self.layers[0]
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +132,7 @@ class LayerRanking:
             "layers": [
                 {
                     "layer": name,
-                    self.metric: float(self.scores[i]),
+                    self.metric: number(self.scores[i], True if self.defined is None else self.defined[i]),
                     "degenerate": float(self.degenerate[i]),
                     **{key: float(values[i]) for key, values in self.extra.items()},
                 }
@@ -134,7 +145,8 @@ class LayerRanking:
         keys = [self.metric, *self.extra, "degenerate"]
         lines = ["| rank | layer | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
         for i, row in enumerate(self.to_dict()["layers"]):
-            lines.append(f"| {i + 1} | `{row['layer']}` | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
+            cells = ["undefined" if row[k] is None else f"{row[k]:.3f}" for k in keys]
+            lines.append(f"| {i + 1} | `{row['layer']}` | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -192,7 +204,7 @@ def rank_layers(
         names = [layer_name(model, resolve_layer(model, layer)) for layer in layers]
     if not names:
         raise ValueError("no candidate layer: pass layers=[...]")
-    values, degenerate = [], []
+    values, valid, degenerate = [], [], []
     extra: dict[str, list[Tensor]] = {}
     if masks is not None:
         extra = {key: [] for key in ("pointing_game", "relevance_mass") if key != metric}
@@ -202,10 +214,10 @@ def rank_layers(
         degenerate.append(flat.float().mean())
         common = dict(steps=steps, baseline=baseline, batch_size=batch_size, random_state=random_state,
                       random=False, progress=progress)
-        if metric == "deletion":
-            value = deletion(model, x, targets, maps, **common).auc
-        elif metric == "insertion":
-            value = insertion(model, x, targets, maps, **common).auc
+        ok = torch.ones(maps.shape[:2], dtype=torch.bool, device=maps.device)
+        if metric in ("deletion", "insertion"):
+            curves = (deletion if metric == "deletion" else insertion)(model, x, targets, maps, **common)
+            value, ok = curves.auc, curves.defined
         elif metric == "road":
             most = road(model, x, targets, maps, order="most", random_state=random_state, batch_size=batch_size)
             least = road(model, x, targets, maps, order="least", random_state=random_state, batch_size=batch_size)
@@ -213,12 +225,15 @@ def rank_layers(
         else:
             value = _quiet(_LOCALISATION[metric], maps, masks)
         values.append(value.float())
+        valid.append(ok)
         for key in extra:
             extra[key].append(_quiet(_LOCALISATION[key], maps, masks).mean())
-    stacked = torch.stack(values)
-    scores = stacked.flatten(1).mean(1)
+    stacked, valid_stacked = torch.stack(values), torch.stack(valid)
+    scores, defined = defined_mean(stacked.flatten(1), valid_stacked.flatten(1), dim=1)
     higher = METRICS[metric]
-    order = torch.argsort(scores.cpu(), descending=higher, stable=True).tolist()
+    # Undefined layers go last whatever the direction: rank by (defined, score).
+    rank_key = torch.where(defined, scores if higher else -scores, float("-inf")).cpu()
+    order = torch.argsort(rank_key, descending=True, stable=True).tolist()
     return LayerRanking(
         metric=metric,
         higher_is_better=higher,
@@ -227,6 +242,8 @@ def rank_layers(
         values=stacked[order],
         degenerate=torch.stack(degenerate)[order],
         extra={key: torch.stack(column)[order] for key, column in extra.items()},
+        defined=defined[order],
+        valid=valid_stacked[order],
     )
 
 

@@ -12,17 +12,46 @@ from torch import Tensor
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["Curves", "masked_mean"]
+__all__ = ["MIN_DROP", "Curves", "defined_mean", "masked_mean", "number", "numbers"]
+
+#: A curve is normalised only where its end-to-end change (intact minus fully perturbed score) is at
+#: least this share of the whole range its scores span (map and random ranking together); then every
+#: normalised value, and so every AUC, lies in ``[1 - 1 / MIN_DROP, 1 / MIN_DROP]`` = ``[-1, 2]``.
+MIN_DROP = 0.5
+
+#: Intact and fully perturbed scores closer than this, relative to their magnitude, are equal.
+_FLAT = 1e-6
 
 
 def masked_mean(values: Tensor, valid: Tensor | None = None, dim: int | tuple[int, ...] | None = None) -> Tensor:
-    """Mean of ``values`` over ``dim`` counting only ``valid`` entries (0 where none is valid)."""
+    """Mean of ``values`` over ``dim`` counting only ``valid`` entries (0 where none is valid).
+
+    Use :func:`defined_mean` where "no valid entry" must read as undefined, not as 0.
+    """
+    return defined_mean(values, valid, dim)[0]
+
+
+def defined_mean(
+    values: Tensor, valid: Tensor | None = None, dim: int | tuple[int, ...] | None = None
+) -> tuple[Tensor, Tensor]:
+    """``(mean, defined)``: the mean of the ``valid`` entries over ``dim`` (0 where there is none) and
+    whether there was one (``defined``, bool)."""
     values = values.float()
     valid = torch.ones_like(values, dtype=torch.bool) if valid is None else valid.expand_as(values)
     dims = tuple(range(values.dim())) if dim is None else dim
     total = torch.where(valid, values, 0.0).sum(dims)
     count = valid.sum(dims)
-    return torch.where(count > 0, total / count.clamp(min=1), 0.0)
+    return torch.where(count > 0, total / count.clamp(min=1), 0.0), count > 0
+
+
+def number(value: Tensor | float, defined: Tensor | bool = True) -> float | None:
+    """A plain float for JSON and tables, ``None`` where the value is undefined."""
+    return float(value) if bool(defined) else None
+
+
+def numbers(values: Tensor, defined: Tensor) -> list:
+    """``values.tolist()`` with ``None`` where ``defined`` is False (any shape)."""
+    return [numbers(v, d) for v, d in zip(values, defined)] if values.dim() else number(values, defined)
 
 
 def _names(targets: list) -> list[str]:
@@ -40,14 +69,18 @@ class Curves:
       (1), as the performance-information curves of Kapishnikov et al. 2019 (XRAI) normalise
       RISE's: ``(score - score(baseline image)) / (score(image) - score(baseline image))``. So a
       deletion curve runs from 1 to 0 and an insertion curve from 0 to 1 whatever the target's
-      units (a logit, a region's logit sum, a reconstruction error); in between it can leave
-      ``[0, 1]`` when a partial perturbation moves the score beyond either end.
+      units (a logit, a region's logit sum, a reconstruction error).
+    - ``defined`` ``(B, K)`` bool: the normalisation means something. It is defined where the
+      intact and fully perturbed scores differ by at least :data:`MIN_DROP` (half) of the range the
+      scores span along the curve and its random ranking. A curve whose ends nearly agree while the
+      score moves a lot in between (a region sum that perturbation hardly changes in total) would
+      otherwise normalise to any number (an "AUC" of -9.65). Where defined, every normalised value
+      and AUC lies in ``[-1, 2]`` (``1 - 1/MIN_DROP`` to ``1/MIN_DROP``); where not, ``curves`` and
+      ``auc`` are 0, the means leave the sample out, and tables and JSON show it as undefined.
     - ``auc`` ``(B, K)``: trapezoidal area under ``curves`` over ``fractions``; deletion: lower is
       more faithful, insertion: higher.
     - ``random_scores`` / ``random_curves`` / ``random_auc``: the same for a random ranking of the
-      pixels (``None`` when not computed): the chance level to compare with.
-    - ``flat`` ``(B, K)`` bool: the intact and fully perturbed scores are equal, so the curve cannot
-      be normalised; its ``curves`` are 0 and its AUCs 0 and it is left out of the means.
+      pixels (``None`` when not computed): the chance level to compare with, defined where ``auc`` is.
     """
 
     kind: str
@@ -55,7 +88,7 @@ class Curves:
     scores: Tensor
     curves: Tensor
     auc: Tensor
-    flat: Tensor
+    defined: Tensor
     random_scores: Tensor | None = None
     random_curves: Tensor | None = None
     random_auc: Tensor | None = None
@@ -72,60 +105,76 @@ class Curves:
         empty: Tensor,
         baseline: Any,
         targets: list,
-        tolerance: float,
     ) -> Curves:
-        """Normalise raw ``(B, K, S + 1)`` scores between ``empty`` and ``original`` ``(B, K)``."""
+        """Normalise raw ``(B, K, S + 1)`` scores between ``empty`` and ``original`` ``(B, K)``.
+
+        Computed in the scores' dtype (float64 for a float64 model) and rounded to float32 once, at the end.
+        """
         span = original - empty
-        flat = span.abs() <= tolerance * torch.maximum(original.abs(), empty.abs())
+        both = scores if random_scores is None else torch.cat([scores, random_scores], dim=2)
+        extent = both.amax(dim=2) - both.amin(dim=2)
+        moved = span.abs() > _FLAT * torch.maximum(original.abs(), empty.abs())
+        defined = moved & (span.abs() >= MIN_DROP * extent)
         steps = scores.shape[2] - 1
         fractions = torch.linspace(0, 1, steps + 1)
+        divisor = torch.where(defined, span, 1)[..., None]
 
         def normalise(raw: Tensor) -> tuple[Tensor, Tensor]:
-            curve = torch.where(flat[..., None], 0.0, (raw - empty[..., None]) / torch.where(flat, 1, span)[..., None])
+            curve = torch.where(defined[..., None], (raw - empty[..., None]) / divisor, 0.0)
             return curve, torch.trapezoid(curve, dx=1.0 / steps, dim=2)
 
         curves, auc = normalise(scores)
         random_curves = random_auc = None
         if random_scores is not None:
             random_curves, random_auc = normalise(random_scores)
+
+        def rounded(values: Tensor | None) -> Tensor | None:
+            return None if values is None else values.float()
+
         return cls(
             kind=kind,
             fractions=fractions,
-            scores=scores,
-            curves=curves,
-            auc=auc,
-            flat=flat,
-            random_scores=random_scores,
-            random_curves=random_curves,
-            random_auc=random_auc,
+            scores=scores.float(),
+            curves=curves.float(),
+            auc=auc.float(),
+            defined=defined,
+            random_scores=rounded(random_scores),
+            random_curves=rounded(random_curves),
+            random_auc=rounded(random_auc),
             baseline=baseline,
             targets=list(targets),
         )
 
     @property
     def mean_auc(self) -> Tensor:
-        """``(K,)`` AUC of each target averaged over the samples whose curve is not flat."""
-        return masked_mean(self.auc, ~self.flat, dim=0)
+        """``(K,)`` AUC of each target averaged over the samples where it is :attr:`defined` (0 where none is;
+        see :attr:`mean_defined`)."""
+        return defined_mean(self.auc, self.defined, dim=0)[0]
 
     @property
     def mean_random_auc(self) -> Tensor | None:
         """``(K,)`` random-ranking AUC of each target averaged as :attr:`mean_auc` (``None`` if not computed)."""
-        return None if self.random_auc is None else masked_mean(self.random_auc, ~self.flat, dim=0)
+        return None if self.random_auc is None else defined_mean(self.random_auc, self.defined, dim=0)[0]
+
+    @property
+    def mean_defined(self) -> Tensor:
+        """``(K,)`` bool: the target's curve is defined on at least one sample."""
+        return self.defined.any(dim=0)
 
     def summary(self) -> dict[str, Any]:
-        """Plain numbers for JSON: overall and per-target mean AUCs, the flat count."""
+        """Plain numbers for JSON: overall and per-target mean AUCs (``None``: undefined), the undefined count."""
         out: dict[str, Any] = {
             "kind": self.kind,
             "baseline": self.baseline if isinstance(self.baseline, (str, int, float)) else "tensor",
             "steps": int(self.fractions.numel() - 1),
-            "auc": float(masked_mean(self.auc, ~self.flat)),
-            "auc_per_target": self.mean_auc.tolist(),
-            "flat": int(self.flat.sum()),
+            "auc": number(*defined_mean(self.auc, self.defined)),
+            "auc_per_target": numbers(self.mean_auc, self.mean_defined),
+            "undefined": int((~self.defined).sum()),
             "targets": _names(self.targets),
         }
         if self.random_auc is not None:
-            out["random_auc"] = float(masked_mean(self.random_auc, ~self.flat))
-            out["random_auc_per_target"] = self.mean_random_auc.tolist()
+            out["random_auc"] = number(*defined_mean(self.random_auc, self.defined))
+            out["random_auc_per_target"] = numbers(self.mean_random_auc, self.mean_defined)
         return out
 
     def plot(self, path: str | Path | None = None, titles: list[str] | None = None) -> Figure:

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..explanation import working_dtype
+from ..progress import progress_bar, shown
 from ..state import check_input, explaining
 from ..targets import Target, as_target_list
 from ..vjp import score_targets
@@ -35,7 +37,8 @@ class Scorer:
         self.batch_size = batch_size
         with explaining(model), torch.no_grad():
             self.output: Any = model(self.x)
-            self.original = score_targets(self.targets, self.output, self.x).float()  # (B, K)
+            self.dtype = working_dtype(self.x.dtype)  # float64 for a float64 model, else float32
+            self.original = score_targets(self.targets, self.output, self.x).to(self.dtype)  # (B, K)
 
     def score(
         self,
@@ -50,14 +53,13 @@ class Scorer:
         ``samples`` ``(R,)`` long, ``needs`` ``(R, K)`` bool, ``build(start, stop)`` returns rows
         ``start:stop`` as a ``(n, C, H, W)`` batch on the model's device.
         """
-        from tqdm.auto import tqdm
-
         rows = samples.shape[0]
-        result = torch.zeros(rows, len(self.targets), device=self.x.device)
+        result = torch.zeros(rows, len(self.targets), dtype=self.dtype, device=self.x.device)
         chunks = range(0, rows, self.batch_size)
-        disable = (len(chunks) < 20) if progress is None else not progress
-        with explaining(self.model), torch.no_grad():
-            for start in tqdm(chunks, desc=desc, unit="batch", disable=disable, leave=False):
+        enabled = shown(progress, len(chunks))
+        with explaining(self.model), torch.no_grad(), progress_bar(len(chunks), desc, enabled, unit="batch",
+                                                                   leave=False) as bar:
+            for start in chunks:
                 stop = min(start + self.batch_size, rows)
                 inputs = build(start, stop)
                 output = self.model(inputs)
@@ -65,11 +67,12 @@ class Scorer:
                 wanted = needs[start:stop].any(0).nonzero().flatten().tolist()
                 for k in wanted:
                     target = self.targets[k].bind(bound_samples, self.output)
-                    scores = target(output, inputs).float()
+                    scores = target(output, inputs).to(self.dtype)
                     if not torch.isfinite(scores).all():
                         raise ValueError(
                             f"the score of target {self.targets[k]!r} on a perturbed input is not finite: "
                             "the model output holds NaN or inf there"
                         )
                     result[start:stop, k] = scores
+                bar.update(1)
         return torch.where(needs.to(result.device), result, 0.0)

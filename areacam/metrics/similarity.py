@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .checks import MapsLike, as_maps
 
-__all__ = ["SSIM_WINDOW", "spearman", "ssim"]
+__all__ = ["SSIM_WINDOW", "average_ranks", "spearman", "ssim"]
 
 #: Side of the SSIM window (scikit-image's default ``win_size=7``).
 SSIM_WINDOW = 7
@@ -25,19 +25,28 @@ def _pair(first: MapsLike, second: MapsLike) -> tuple[Tensor, Tensor]:
     return first, second.to(first.device)
 
 
+def average_ranks(values: Tensor) -> Tensor:
+    """Ranks ``1..n`` along the last dim, ties given their average rank: ``scipy.stats.rankdata``'s
+    ``"average"`` method, in float64 on the values' device."""
+    ordered, order = values.sort(dim=-1, stable=True)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    group = starts.long().cumsum(-1) - 1  # the tie group of each sorted position
+    positions = torch.arange(1, values.shape[-1] + 1, dtype=torch.float64, device=values.device).expand_as(group)
+    sums = torch.zeros(group.shape, dtype=torch.float64, device=values.device).scatter_add_(-1, group, positions)
+    counts = torch.zeros_like(sums).scatter_add_(-1, group, torch.ones_like(positions))
+    ranked = (sums / counts.clamp(min=1)).gather(-1, group)
+    return torch.empty_like(ranked).scatter_(-1, order, ranked)
+
+
 def spearman(first: MapsLike, second: MapsLike) -> Tensor:
     """Spearman rank correlation over the pixels of each pair of maps: ``(B, K)`` in ``[-1, 1]``.
 
-    Ties get their average rank (as ``scipy.stats.spearmanr``). Where either map is constant the
-    correlation is undefined and reported as 0.
+    Ties get their average rank (as ``scipy.stats.spearmanr``; :func:`average_ranks`). Where either map
+    is constant the correlation is undefined and reported as 0.
     """
-    from scipy.stats import rankdata
-
     first, second = _pair(first, second)
-    ranks = [
-        torch.from_numpy(rankdata(m.flatten(2).double().cpu().numpy(), axis=2)).to(first.device)
-        for m in (first, second)
-    ]
+    ranks = [average_ranks(m.flatten(2).double()) for m in (first, second)]
     a, b = (r - r.mean(2, keepdim=True) for r in ranks)
     norm = (a.pow(2).sum(2) * b.pow(2).sum(2)).sqrt()
     ok = norm > 0

@@ -84,7 +84,7 @@ class Row:
 
     model: str
     method: str
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float | None] = field(default_factory=dict)  # None: undefined
 
 
 def _samples(ctx: Context, key: str, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -129,12 +129,13 @@ def cases(ctx: Context, count: int) -> list[Case]:
     return [make_case(ctx, key, count, measured_layer(ctx, key).layer) for key in CASCADES]
 
 
-def _mean(values: list[torch.Tensor], valid: list[torch.Tensor] | None = None) -> float:
+def _mean(values: list[torch.Tensor], valid: list[torch.Tensor] | None = None) -> float | None:
+    """The mean of the valid values; ``None`` (undefined) where there is none."""
     flat = torch.cat([v.flatten().float() for v in values])
     if valid is not None:
         keep = torch.cat([v.flatten() for v in valid])
         flat = flat[keep]
-    return float(flat.mean()) if flat.numel() else float("nan")
+    return float(flat.mean()) if flat.numel() else None
 
 
 def measure(ctx: Context, case: Case, steps: int = 10, methods: dict | None = None) -> list[Row]:
@@ -153,15 +154,15 @@ def measure(ctx: Context, case: Case, steps: int = 10, methods: dict | None = No
                           baseline=BASELINES.get(case.key, "blur"))
             dele = metrics.deletion(model, x, targets, maps, **common)
             ins = metrics.insertion(model, x, targets, maps, **common)
-            acc.setdefault("deletion", []).append((dele.auc, ~dele.flat))
-            acc.setdefault("insertion", []).append((ins.auc, ~ins.flat))
+            acc.setdefault("deletion", []).append((dele.auc, dele.defined))
+            acc.setdefault("insertion", []).append((ins.auc, ins.defined))
             with warnings.catch_warnings():  # a constant map scores 0: no information, already counted so
                 warnings.simplefilter("ignore", RuntimeWarning)
                 acc.setdefault("pointing_game", []).append(metrics.pointing_game(maps, masks))
                 acc.setdefault("relevance_mass", []).append(metrics.relevance_mass(maps, masks))
             if i == 0:
-                acc.setdefault("deletion_random", []).append((dele.random_auc, ~dele.flat))
-                acc.setdefault("insertion_random", []).append((ins.random_auc, ~ins.flat))
+                acc.setdefault("deletion_random", []).append((dele.random_auc, dele.defined))
+                acc.setdefault("insertion_random", []).append((ins.random_auc, ins.defined))
                 share = masks.flatten(-2).float().mean(-1)
                 share = (share[:, None] if share.dim() == 1 else share).expand(maps.shape[:2])
                 acc.setdefault("mask_share", []).append(share)
@@ -303,8 +304,17 @@ COLUMNS = [
 ]
 
 
+#: What a table shows for an undefined value (e.g. a deletion AUC whose curve cannot be normalised).
+UNDEFINED = "undefined"
+
+
 def _cell(value: float | None) -> str:
-    return "" if value is None or value != value else f"{value:.2f}"
+    return UNDEFINED if value is None else f"{value:.2f}"
+
+
+def _shown(row: Row, key: str) -> str:
+    """A table cell: empty where the row does not measure ``key`` (the chance row's sanity columns)."""
+    return _cell(row.values[key]) if key in row.values else ""
 
 
 def markdown_table(results: list[tuple[Case, list[Row]]]) -> str:
@@ -314,7 +324,7 @@ def markdown_table(results: list[tuple[Case, list[Row]]]) -> str:
     for case, rows in results:
         for i, row in enumerate(rows):
             label = f"{case.title}: {case.target} at `{case.layer}`, {case.count} images" if i == 0 else ""
-            cells = " | ".join(_cell(row.values.get(key)) for key, _ in COLUMNS)
+            cells = " | ".join(_shown(row, key) for key, _ in COLUMNS)
             lines.append(f"| {label} | {row.method} | {cells} |")
     return "\n".join(lines)
 
@@ -329,7 +339,7 @@ def html_table(results: list[tuple[Case, list[Row]]]) -> str:
     for case, rows in results:
         best = {}
         for key, _ in COLUMNS:
-            vals = [r.values[key] for r in rows[1:] if key in r.values]
+            vals = [r.values[key] for r in rows[1:] if r.values.get(key) is not None]
             if vals and not key.startswith("spearman_top"):
                 best[key] = min(vals) if key in ("deletion", "spearman_all") else max(vals)
         for i, row in enumerate(rows):
@@ -339,7 +349,7 @@ def html_table(results: list[tuple[Case, list[Row]]]) -> str:
             parts.append(f'<tr class="{"chance" if i == 0 else ""}">{cell}<td>{html.escape(row.method)}</td>')
             for key, _ in COLUMNS:
                 value = row.values.get(key)
-                text = _cell(value)
+                text = _shown(row, key)
                 bold = i > 0 and value is not None and best.get(key) == value
                 parts.append(f"<td>{'<b>' + text + '</b>' if bold else text}</td>")
             parts.append("</tr>")
@@ -347,38 +357,49 @@ def html_table(results: list[tuple[Case, list[Row]]]) -> str:
     return "".join(parts)
 
 
+def _best(rows: list[Row], key: str, pick=max) -> Row | None:
+    """The row with the best defined ``key`` (``None`` when no row defines it)."""
+    defined = [r for r in rows if r.values.get(key) is not None]
+    return pick(defined, key=lambda r: r.values[key]) if defined else None
+
+
 def which_method(results: list[tuple[Case, list[Row]]]) -> list[str]:
-    """Sentences saying what the table says, each backed by its numbers."""
+    """Sentences saying what the table says, each backed by its numbers; undefined values say so."""
     lines = []
     for case, rows in results:
         chance, methods = rows[0], rows[1:]
-        local = max(methods, key=lambda r: r.values["pointing_game"])
-        faithful = min(methods, key=lambda r: r.values["deletion"])
-        lines.append(
-            f"{case.title}: {local.method} points into the object most often (pointing game "
-            f"{local.values['pointing_game']:.2f}, chance {chance.values['pointing_game']:.2f}); {faithful.method}'s "
-            f"ranking removes the score fastest (deletion AUC {faithful.values['deletion']:.2f}, random ranking "
-            f"{chance.values['deletion']:.2f})."
-        )
+        local = _best(methods, "pointing_game")
+        faithful = _best(methods, "deletion", min)
+        text = f"{case.title}: "
+        if local is not None:
+            text += (f"{local.method} points into the object most often (pointing game "
+                     f"{_cell(local.values['pointing_game'])}, chance {_cell(chance.values['pointing_game'])})")
+        if faithful is not None:
+            text += (f"; {faithful.method}'s ranking removes the score fastest (deletion AUC "
+                     f"{_cell(faithful.values['deletion'])}, random ranking {_cell(chance.values['deletion'])})")
+        else:
+            text += ("; the deletion AUC is undefined for every method (the target's score hardly changes "
+                     "between the intact and the fully perturbed image)")
+        lines.append(text + ".")
     names = [r.method for r in results[0][1][1:]]
     table = {(case.key, r.method): r.values for case, rows in results for r in rows[1:]}
     titles = {case.key: case.title for case, _ in results}
 
-    def worst(name: str, key: str) -> tuple[float, str]:
-        """The highest value over the models (NaN: no model had an informative map)."""
+    def worst(name: str, key: str) -> tuple[float | None, str]:
+        """The highest value over the models (``None``: no model had an informative map)."""
         values = [(table[(model, name)][key], titles[model]) for model in titles]
-        values = [v for v in values if v[0] == v[0]]
-        return max(values) if values else (float("nan"), "")
+        present = [(v, title) for v, title in values if v is not None]
+        return max(present) if present else (None, "")
 
-    stuck = [n for n in names if worst(n, "spearman_top")[0] >= SANITY_TOP]
+    stuck = [n for n in names if (worst(n, "spearman_top")[0] or 0.0) >= SANITY_TOP]
     lines.append(
         "Sanity check, cascading randomisation (Adebayo et al. 2018): with only the top stage re-initialised, "
-        + (", ".join(f"{n} (Spearman {worst(n, 'spearman_top')[0]:.2f} on the {worst(n, 'spearman_top')[1]})"
+        + (", ".join(f"{n} (Spearman {_cell(worst(n, 'spearman_top')[0])} on the {worst(n, 'spearman_top')[1]})"
                      for n in stuck) + f" keep maps correlated >= {SANITY_TOP} with the trained model's: they "
            "barely depend on the weights that make the decision" if stuck else
            f"every method's maps fall below Spearman {SANITY_TOP} on every model")
         + "; with every stage re-initialised, "
-        + ", ".join(f"{n} {worst(n, 'spearman_all')[0]:.2f}" for n in names)
+        + ", ".join(f"{n} {_cell(worst(n, 'spearman_all')[0])}" for n in names)
         + " (highest Spearman over the models; < 0.5 passes)."
     )
     return lines
@@ -399,17 +420,24 @@ def trust_figure(results: list[tuple[Case, list[Row]]], path) -> None:
         for r, (key, label) in enumerate((("deletion", "deletion AUC (lower: more faithful)"),
                                           ("pointing_game", "pointing game (higher: localises)"))):
             ax = axes[r, c]
-            ax.barh(pos, [m.values[key] for m in methods], color="C0" if r == 0 else "C2")
-            ax.axvline(chance.values[key], color="C3", linestyle="--",
-                       label="random ranking" if r == 0 else "chance (mask share)")
+            values = [m.values[key] for m in methods]
+            ax.barh(pos, [0.0 if v is None else v for v in values], color="C0" if r == 0 else "C2")
+            for p, v in zip(pos, values):
+                if v is None:
+                    ax.text(0.02, p, UNDEFINED, va="center", fontsize=6, color="C3")
+            if chance.values[key] is not None:
+                ax.axvline(chance.values[key], color="C3", linestyle="--",
+                           label="random ranking" if r == 0 else "chance (mask share)")
             ax.set_yticks(pos, names if c == 0 else [""] * len(names), fontsize=7)
             ax.invert_yaxis()
-            ax.set_xlim(0, 1)
+            shown = [v for v in (*values, chance.values[key]) if v is not None]
+            ax.set_xlim(min([0.0, *shown]), max([1.0, *shown]))  # a defined AUC lies in [-1, 2]
             ax.tick_params(labelsize=7)
             ax.set_xlabel(label, fontsize=7)
             if r == 0:
                 ax.set_title(f"{case.title}\n{case.layer}", fontsize=8)
-            ax.legend(fontsize=6, loc="lower right")
+            if chance.values[key] is not None:
+                ax.legend(fontsize=6, loc="lower right")
     save_figure(fig, path)
 
 
