@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-portable demo bench lint clean report-check browser docs imports
+.PHONY: test test-portable demo bench lint format clean report-check browser docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "note: chromium could not be installed; tests/test_report_browser.py will be skipped"
 
-test: $(STAMP) browser imports docs
+test: $(STAMP) browser lint docs
 	$(PY) -m pytest -q
 
 # The numerics-heavy files again on torch's portable kernels and one thread: a tolerance that only this
@@ -32,9 +32,20 @@ NUMERICS := tests/test_cam_reference.py tests/test_gradients.py tests/test_metho
 test-portable: $(STAMP)
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 $(PY) -m pytest -q $(NUMERICS)
 
-# The layer contract (pyproject.toml [tool.importlinter]): the application sits above the core.
-imports: $(STAMP)
+# The static checks, run by `make test` and by the pre-commit hook (.pre-commit-config.yaml): ruff's lint
+# and format check, mypy over areacam/ and models/ (scripts/typecheck.py), and the folder-level layer
+# contract (pyproject.toml [tool.importlinter]).
+LINTED := areacam models scripts tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(PY) scripts/typecheck.py
 	$(VENV)/bin/lint-imports
+
+# Apply ruff's fixes and formatting.
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
 
 # The API reference site, built from the docstrings into site/; any warning fails the build.
 docs: $(STAMP)
@@ -58,8 +69,5 @@ bench: $(STAMP)
 	$(PY) scripts/bench_filters.py --threads 2 --append
 	$(PY) scripts/bench_metrics.py
 
-lint: $(STAMP)
-	$(PY) -m ruff check areacam models scripts tests
-
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache site
+	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache site

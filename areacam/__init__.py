@@ -5,25 +5,27 @@ Targets turn a model output into per-sample scores; explainers turn scores into 
     import areacam as ac
     expl = ac.GradCAM(model, "encoder.layer4")(x, [ac.Area(box=(8, 8, 24, 24)), ac.Segment(2)])
     expl.maps  # (B, K, H, W) in [0, 1]
+
+The package is a house of folders by role (docs/architecture.md): ``core`` (the call protocol and the
+result), ``targets``, ``layers``, ``methods``, ``metrics``, ``inspect``, ``viz``, ``runs``, ``data``,
+``models`` (the reference models) and ``app`` (the command line), over the private ``_util``.
 """
 
-from . import metrics
-from .cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from .cam_free import AblationCAM, EigenCAM, ScoreCAM
-from .embed import Embedding, embed
-from .explanation import Explanation
-from .explorer import explorer
-from .features import FilterVisualizer, feature_maps, filter_weights
-from .gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
-from .integrated import IntegratedGradients
-from .lime import Lime
-from .perturbation import Occlusion
-from .store import Run, open_run
-from .targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
-from .viz import gradient_image, grid_figure, overlay, region_figure
-from .viz_nd import signal_figure, slice_grid, volume_figure
-
-__version__ = "0.1.0"
+from areacam import data, metrics
+from areacam._version import __version__
+from areacam.core.explanation import Explanation
+from areacam.inspect import Embedding, FilterVisualizer, embed, explorer, feature_maps, filter_weights
+from areacam.methods.cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from areacam.methods.eigen import EigenCAM
+from areacam.methods.gradients import GuidedBackprop, InputXGradient, Saliency, SmoothGrad
+from areacam.methods.guided_gradcam import GuidedGradCAM
+from areacam.methods.integrated import IntegratedGradients
+from areacam.methods.lime import Lime
+from areacam.methods.occlusion import Occlusion
+from areacam.methods.perturbation_cams import AblationCAM, ScoreCAM
+from areacam.runs import Run, open_run
+from areacam.targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
+from areacam.viz import gradient_image, grid_figure, overlay, region_figure, signal_figure, slice_grid, volume_figure
 
 __all__ = [
     "CAM",
@@ -55,6 +57,8 @@ __all__ = [
     "SmoothGrad",
     "Target",
     "XGradCAM",
+    "__version__",
+    "data",
     "embed",
     "explorer",
     "feature_maps",

@@ -1,13 +1,14 @@
 """Reference models for areacam: a classifier, VAEs, a VAE-GAN, FCN-8s/32s, a U-Net, a 3-D U-Net and a 1-D autoencoder.
 
 ```python
-import models
+from areacam import models
 model = models.create("fcn", num_classes=4, head="8s", backbone="vgg16")
 models.save(model, "fcn.pt"); model = models.load("fcn.pt")
 ```
 
-Training: :func:`models.train.train` (CLI: ``scripts/train.py``). Layer names for the explainers are
-listed in each class's docstring and in ``docs/models.md``.
+The source lives in the repository's top-level ``models/`` folder and installs as ``areacam.models``.
+Training: :func:`areacam.models.train.train` (CLI: ``scripts/train.py``). Layer names for the explainers
+are listed in each class's docstring and in ``docs/models.md``.
 """
 
 from .classifier import Classifier

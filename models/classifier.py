@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
 
-from areacam.checks import check_int
+from areacam._util.checks import check_int
 
 __all__ = ["Classifier"]
 
@@ -57,7 +58,7 @@ class Classifier(nn.Module):
             raise ValueError(f"input_size must be a positive multiple of 32 (five 2x2 max-pools), got {input_size}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.areacam_spec = {
+        self.areacam_spec: dict[str, Any] = {
             "name": "classifier",
             "kwargs": dict(
                 num_classes=num_classes,

@@ -44,8 +44,14 @@ FAMILIES: dict[str, str] = {
     "signal_ae": "autoencoder",
 }
 
-_FAMILY_TASKS = {"classifier": "classification", "segmenter": "segmentation", "vae": "generative",
-                 "cvae": "generative", "vaegan": "generative", "autoencoder": "reconstruction"}
+_FAMILY_TASKS = {
+    "classifier": "classification",
+    "segmenter": "segmentation",
+    "vae": "generative",
+    "cvae": "generative",
+    "vaegan": "generative",
+    "autoencoder": "reconstruction",
+}
 
 #: What each registered model does: ``"classification"``, ``"segmentation"``, ``"generative"`` or
 #: ``"reconstruction"`` (a plain autoencoder of signals).
@@ -82,7 +88,8 @@ def create(name: str, **kwargs: Any) -> nn.Module:
         raise TypeError(f"bad arguments for model {name!r}: {err}") from err
     spec = getattr(model, "areacam_spec", None)
     if spec is None or spec.get("name") != name:
-        model.areacam_spec = {"name": name, "kwargs": dict(kwargs)}
+        # object.__setattr__: the spec is plain data, not a parameter, buffer or submodule.
+        object.__setattr__(model, "areacam_spec", {"name": name, "kwargs": dict(kwargs)})
     return model
 
 

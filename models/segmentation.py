@@ -11,8 +11,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from areacam.checks import check_int
-from areacam.optional import require
+from areacam._util.checks import check_int
+from areacam._util.optional import require
 
 __all__ = ["BACKBONES", "FCN", "HEADS", "unet"]
 
@@ -42,7 +42,20 @@ class _TappedSequential(nn.Sequential):
         return x
 
 
-def _build_backbone(backbone: str, weights: Any) -> nn.Sequential:
+class _Backbone(nn.Module):
+    """Holds the tapped ``features`` (so parameter names read ``backbone.features.N``, as torchvision's)."""
+
+    def __init__(self, features: _TappedSequential) -> None:
+        super().__init__()
+        self.features = features
+
+
+def _pair(values: tuple[int, ...]) -> tuple[int, int]:
+    """A 2-D conv's ``kernel_size``/``stride``/``padding`` tuple, typed as the pair it is."""
+    return values[0], values[1]
+
+
+def _build_backbone(backbone: str, weights: Any) -> _TappedSequential:
     """The ``features`` Sequential of torchvision's ``alexnet``/``vgg16``.
 
     ``weights``: ``None`` (random init, no download), a torchvision weights enum or its name (passed to
@@ -60,7 +73,8 @@ def _build_backbone(backbone: str, weights: Any) -> nn.Sequential:
             if isinstance(m, nn.Conv2d):
                 if backbone == "vgg16":  # torchvision.models.vgg.VGG.__init__
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
                 else:  # AlexNet keeps PyTorch's default initialisation
                     m.reset_parameters()
     else:
@@ -88,6 +102,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, with constant buffers; ``(B, C, H, W) -> (B, C, H, W)``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
@@ -164,7 +181,7 @@ class FCN(nn.Module):
         check_int("head_width", head_width)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.areacam_spec = {
+        self.areacam_spec: dict[str, Any] = {
             "name": "fcn",
             "kwargs": dict(
                 num_classes=num_classes,
@@ -190,12 +207,11 @@ class FCN(nn.Module):
             features[0] = nn.Conv2d(
                 in_channels,
                 first.out_channels,
-                first.kernel_size,
-                stride=first.stride,
-                padding=first.padding,
+                _pair(first.kernel_size),
+                stride=_pair(first.stride),
+                padding=first.padding if isinstance(first.padding, str) else _pair(first.padding),
             )
-        self.backbone = nn.Module()
-        self.backbone.features = features
+        self.backbone = _Backbone(features)
         pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
         # The last three pools have strides 8, 16 and 32 in both AlexNet and VGG16.
         self._pool3, self._pool4, self._pool5 = pools[-3:]
@@ -221,7 +237,8 @@ class FCN(nn.Module):
             self.score_pool3 = nn.Conv2d(c_pool3, num_classes, 1)
             for m in (self.score_pool4, self.score_pool3):
                 nn.init.zeros_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, num_classes, H, W)`` logits."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
 
-from areacam.checks import check_int
+from areacam._util.checks import check_int
 
 __all__ = ["CVAE", "DVAE", "VAE", "VAEGAN", "ConvDecoder", "ConvEncoder", "Discriminator", "LinearVAE"]
 
@@ -136,7 +137,7 @@ class VAE(nn.Module):
         _check_size(input_size)
         check_int("latent_dim", latent_dim)
         check_int("width", width)
-        self.areacam_spec = {
+        self.areacam_spec: dict[str, Any] = {
             "name": self.registry_name,
             "kwargs": dict(in_channels=in_channels, input_size=input_size, latent_dim=latent_dim, width=width),
         }
@@ -270,20 +271,16 @@ class CVAE(VAE):
         finally:
             self.default_label = old
 
-    def encode(  # type: ignore[override]
-        self, x: torch.Tensor, y: int | torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, y: int | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         _check_input(self, x, self.in_channels, self.input_size)
         cond = self.label_embedding(self._labels(y, x.shape[0], x.device))
         return self.encoder(x, cond)
 
-    def decode(  # type: ignore[override]
-        self, z: torch.Tensor, y: int | torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: int | torch.Tensor | None = None) -> torch.Tensor:
         cond = self.label_embedding(self._labels(y, z.shape[0], z.device))
         return self.decoder(z, cond)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, x: torch.Tensor, y: int | torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         labels = self._labels(y, x.shape[0], x.device)
@@ -297,8 +294,8 @@ class CVAE(VAE):
         return self.decoder(z, cond), mu, logvar
 
     @torch.no_grad()
-    def sample(  # type: ignore[override]
-        self, n: int, y: int | torch.Tensor | None = None, generator: torch.Generator | None = None
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, y: int | torch.Tensor | None = None
     ) -> torch.Tensor:
         """Decode ``n`` prior draws conditioned on ``y``: ``(n, C, S, S)``."""
         check_int("n", n)

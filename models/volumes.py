@@ -97,9 +97,7 @@ class SignalAE(nn.Module):
                 self.encoder.add_module(f"relu{i + 1}", nn.ReLU())
         back = sizes[::-1]
         for i in range(4):
-            self.decoder.add_module(
-                f"deconv{i + 1}", nn.ConvTranspose1d(back[i], back[i + 1], 8, stride=2, padding=3)
-            )
+            self.decoder.add_module(f"deconv{i + 1}", nn.ConvTranspose1d(back[i], back[i + 1], 8, stride=2, padding=3))
             if i < 3:
                 self.decoder.add_module(f"relu{i + 1}", nn.ReLU())
         self.in_channels = in_channels

@@ -26,7 +26,7 @@ from pytorch_grad_cam import GradCAM as PgcGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, SemanticSegmentationTarget
 
 import areacam as ac
-import models
+from areacam import models
 
 
 def boxes(size: int, count: int = 16, side: int = 32) -> list[tuple[int, int, int, int]]:

@@ -66,12 +66,24 @@ def localisation() -> dict[str, float]:
     """
     import tempfile
 
-    import models
-    from models.train import load_data, train
+    from areacam import models
+    from areacam.models.train import load_data, train
 
     with tempfile.TemporaryDirectory() as folder:
-        train("unet", "shapes", epochs=2, size=64, n_train=300, n_test=24, batch_size=16, lr=1e-3,
-              model_kwargs=dict(encoder_name="resnet18"), progress=False, out=folder, seed=0)
+        train(
+            "unet",
+            "shapes",
+            epochs=2,
+            size=64,
+            n_train=300,
+            n_test=24,
+            batch_size=16,
+            lr=1e-3,
+            model_kwargs=dict(encoder_name="resnet18"),
+            progress=False,
+            out=folder,
+            seed=0,
+        )
         model = models.load(sorted(Path(folder).glob("epoch_*.pt"))[-1])
     data = load_data("shapes", 64, 300, 24)
     x, y, masks = data["x_test"], data["y_test"], data["m_test"] > 0
@@ -122,8 +134,10 @@ def bench_layer(model, x, layer: str, repeats: int, full: bool, build_repeats: i
         masks.append(mask)
     pgc_maps = np.concatenate([pgc(input_tensor=x, targets=[SemanticSegmentationTarget(CHANNEL, m)]) for m in masks])
     assert np.abs(pgc_maps - reference.maps[0].numpy()).max() < 1e-3, "areacam and pytorch-grad-cam disagree"
-    t_pgc = timeit(lambda: [pgc(input_tensor=x, targets=[SemanticSegmentationTarget(CHANNEL, m)]) for m in masks],
-                   max(1, repeats // 2))
+    t_pgc = timeit(
+        lambda: [pgc(input_tensor=x, targets=[SemanticSegmentationTarget(CHANNEL, m)]) for m in masks],
+        max(1, repeats // 2),
+    )
     for count in COUNTS:
         result[f"pgc {count}"] = t_pgc * count / 16
     # Break-even: field build + K answers = backward fixed + K backward passes.
@@ -148,15 +162,17 @@ def main() -> None:
     shares = localisation()
     progress(f"localisation {shares}")
     decoder = max(shares, key=shares.get)
-    results = [bench_layer(model, x, decoder, args.repeats, full=args.full, build_repeats=args.repeats),
-               bench_layer(model, x, "encoder.layer4", args.repeats, full=args.full, build_repeats=1)]
+    results = [
+        bench_layer(model, x, decoder, args.repeats, full=args.full, build_repeats=args.repeats),
+        bench_layer(model, x, "encoder.layer4", args.repeats, full=args.full, build_repeats=1),
+    ]
 
     lines = [
         "## Fields: `python scripts/bench_field.py --threads 2`",
         "",
         f"Measured on {machine()}; median of {args.repeats} runs. smp U-Net (ResNet-18, random weights), one "
         f"160x160 image, {SIDE}x{SIDE} box targets of output channel {CHANNEL}. *field* = `GradCAM(...).field(x)` "
-        "(C forward-mode products) + answering the K targets; *backward* = `GradCAM(..., mode=\"backward\")` "
+        '(C forward-mode products) + answering the K targets; *backward* = `GradCAM(..., mode="backward")` '
         "(one forward, K backward passes; at 4,096 extrapolated from the 16- and 256-target times unless "
         "`--full`); *pgc* = one pytorch-grad-cam call per target "
         "(`SemanticSegmentationTarget`), measured for 16 targets and scaled linearly to 256 and 4,096. "

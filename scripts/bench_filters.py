@@ -8,19 +8,16 @@ Same model, layer, steps and settings; prints both times and the speed-up.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
+from benchlib import add_device_args, apply_device_args
 from torch import nn
 
+from areacam.inspect.features import FilterVisualizer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchlib import add_device_args, apply_device_args  # noqa: E402
-
-from areacam.features import FilterVisualizer  # noqa: E402
 
 SECTION = "## LIME and filter visualization"
 

@@ -39,7 +39,7 @@ class RegionSum(nn.Module):
 
 def cases() -> list[tuple[str, nn.Module, torch.Tensor, list, int, int | None]]:
     """``(name, model, x, boxes, channel, output part)`` of each benchmarked model."""
-    import models
+    from areacam import models
 
     torch.manual_seed(0)
     unet = smp.Unet("resnet18", encoder_weights=None, classes=3).eval()
@@ -97,8 +97,7 @@ def main() -> None:
         [
             "## Gradients: `python scripts/bench_gradients.py`",
             "",
-            f"16 box targets on one image. Measured on {machine()}; median of {args.repeats} runs, "
-            "all in one process.",
+            f"16 box targets on one image. Measured on {machine()}; median of {args.repeats} runs, all in one process.",
             "",
             "| model | method | areacam, one call | captum, 16 calls | ratio (captum / areacam) "
             "| areacam `batched=True`, ratio |",

@@ -14,20 +14,15 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from bench_filters import append_performance
 from benchlib import add_device_args, apply_device_args
+from torch import nn
 
-from areacam.lime import Lime
+from areacam.methods.lime import Lime
 from areacam.targets import Area
 
 

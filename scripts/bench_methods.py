@@ -105,16 +105,35 @@ def main() -> None:
         return quiet(run)
 
     cases = [
-        ("Score-CAM", ac.ScoreCAM(model, layer, batch_size=32), pgc_loop(PgcScoreCAM), "maps",
-         "pytorch-grad-cam"),
-        ("Ablation-CAM", ac.AblationCAM(model, layer, batch_size=32), pgc_loop(PgcAblationCAM), "maps",
-         "pytorch-grad-cam"),
-        ("Integrated Gradients", ac.IntegratedGradients(model, steps=args.steps),
-         lambda: torch.cat([CaptumIG(w).attribute(x, n_steps=args.steps) for w in wrappers]), "raw", "captum"),
-        ("Occlusion", ac.Occlusion(model, window, stride, batch_size=32),
-         lambda: torch.cat([CaptumOcclusion(w).attribute(x, sliding_window_shapes=window, strides=stride,
-                                                         perturbations_per_eval=32) for w in wrappers]),
-         "raw", "captum"),
+        ("Score-CAM", ac.ScoreCAM(model, layer, batch_size=32), pgc_loop(PgcScoreCAM), "maps", "pytorch-grad-cam"),
+        (
+            "Ablation-CAM",
+            ac.AblationCAM(model, layer, batch_size=32),
+            pgc_loop(PgcAblationCAM),
+            "maps",
+            "pytorch-grad-cam",
+        ),
+        (
+            "Integrated Gradients",
+            ac.IntegratedGradients(model, steps=args.steps),
+            lambda: torch.cat([CaptumIG(w).attribute(x, n_steps=args.steps) for w in wrappers]),
+            "raw",
+            "captum",
+        ),
+        (
+            "Occlusion",
+            ac.Occlusion(model, window, stride, batch_size=32),
+            lambda: torch.cat(
+                [
+                    CaptumOcclusion(w).attribute(
+                        x, sliding_window_shapes=window, strides=stride, perturbations_per_eval=32
+                    )
+                    for w in wrappers
+                ]
+            ),
+            "raw",
+            "captum",
+        ),
     ]
     rows = []
     for name, ours, theirs, field, peer in cases:
@@ -125,8 +144,10 @@ def main() -> None:
         assert error < 1e-3, f"{name}: areacam and {peer} disagree (relative error {error:.2e})"
         t_ours = timeit(lambda ours=ours: ours(x, targets), args.repeats, warmup=0)
         t_theirs = timeit(theirs, args.repeats, warmup=0)
-        rows.append(f"| {name} | {t_ours:.2f} s | {peer}, 16 calls: {t_theirs:.2f} s | **{t_theirs / t_ours:.1f}x** "
-                    f"| {error:.1e} |")
+        rows.append(
+            f"| {name} | {t_ours:.2f} s | {peer}, 16 calls: {t_theirs:.2f} s | **{t_theirs / t_ours:.1f}x** "
+            f"| {error:.1e} |"
+        )
 
     aggregate = CaptumOcclusion(RegionSums(model, regions))
 
@@ -141,24 +162,29 @@ def main() -> None:
         handle = layer.register_forward_hook(lambda m, i, o: found.append(o.shape[1]))
         model(x)
         handle.remove()
-    command = (f"python scripts/bench_methods.py --threads {torch.get_num_threads()} --size {size} "
-               f"--layer {args.layer} --steps {args.steps} --window {args.window} --repeats {args.repeats}")
-    text = "\n".join([
-        f"## More methods: `{command}`",
-        "",
-        f"16 box targets ({size // 4}x{size // 4}, channel {CHANNEL}) on one {size}x{size} image through an smp "
-        f"U-Net (ResNet-18 encoder); CAMs at `{args.layer}` ({found[0]} channels, so {found[0]} forward passes "
-        f"per call), Integrated Gradients with {args.steps} Gauss-Legendre steps, Occlusion with a "
-        f"{args.window}x{args.window} window and stride {args.window // 2}. Measured on {device.type}, {machine()}; "
-        f"median of {args.repeats} runs, all in one process.",
-        "",
-        "| method | areacam, one call | peer | ratio (peer / areacam) | max relative difference |",
-        "| --- | --- | --- | --- | --- |",
-        *rows,
-        "",
-        f"captum's Occlusion can also take all 16 regions as one `(1, 16)` output (its \"aggregate\" mode, which "
-        f"forces `perturbations_per_eval=1`): {t_aggregate:.2f} s.",
-    ])
+    command = (
+        f"python scripts/bench_methods.py --threads {torch.get_num_threads()} --size {size} "
+        f"--layer {args.layer} --steps {args.steps} --window {args.window} --repeats {args.repeats}"
+    )
+    text = "\n".join(
+        [
+            f"## More methods: `{command}`",
+            "",
+            f"16 box targets ({size // 4}x{size // 4}, channel {CHANNEL}) on one {size}x{size} image through an smp "
+            f"U-Net (ResNet-18 encoder); CAMs at `{args.layer}` ({found[0]} channels, so {found[0]} forward passes "
+            f"per call), Integrated Gradients with {args.steps} Gauss-Legendre steps, Occlusion with a "
+            f"{args.window}x{args.window} window and stride {args.window // 2}. "
+            f"Measured on {device.type}, {machine()}; "
+            f"median of {args.repeats} runs, all in one process.",
+            "",
+            "| method | areacam, one call | peer | ratio (peer / areacam) | max relative difference |",
+            "| --- | --- | --- | --- | --- |",
+            *rows,
+            "",
+            f'captum\'s Occlusion can also take all 16 regions as one `(1, 16)` output (its "aggregate" mode, which '
+            f"forces `perturbations_per_eval=1`): {t_aggregate:.2f} s.",
+        ]
+    )
     print(text)
     if not args.no_record:
         record("bench_methods", text)

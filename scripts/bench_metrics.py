@@ -24,7 +24,7 @@ import torch
 from benchlib import machine, record, timeit
 
 import areacam as ac
-import models
+from areacam import models
 from areacam.metrics.baselines import blur
 
 

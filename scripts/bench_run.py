@@ -102,20 +102,48 @@ def pgc_loop(out: Path, size: int, batch_size: int, workers: int) -> float:
     return time.perf_counter() - start
 
 
-def areacam_run(out: Path, size: int, batch_size: int, workers: int, processes: int,
-                threads: int) -> tuple[dict, float]:
+def areacam_run(
+    out: Path, size: int, batch_size: int, workers: int, processes: int, threads: int
+) -> tuple[dict, float]:
     """``areacam run`` (under torchrun for 2 processes); returns its summary and the command's wall time."""
     script = Path(__file__).resolve()
     targets = [f"area:{top},{left},{bottom},{right}:1" for top, left, bottom, right in boxes(size)]
-    args = ["run", "--model", f"{script}:model", "--data", f"{script}:images", "--method", "gradcam",
-            "--layer", LAYER, "--target", *targets, "--out", str(out), "--batch-size", str(batch_size),
-            "--chunk-size", str(4 * batch_size), "--workers", str(workers), "--no-progress"]
+    args = [
+        "run",
+        "--model",
+        f"{script}:model",
+        "--data",
+        f"{script}:images",
+        "--method",
+        "gradcam",
+        "--layer",
+        LAYER,
+        "--target",
+        *targets,
+        "--out",
+        str(out),
+        "--batch-size",
+        str(batch_size),
+        "--chunk-size",
+        str(4 * batch_size),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
     if processes == 1:
         command = [sys.executable, "-m", "areacam", *args]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                   "-m", "areacam", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            "-m",
+            "areacam",
+            *args,
+        ]
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -123,7 +151,6 @@ def areacam_run(out: Path, size: int, batch_size: int, workers: int, processes: 
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT))
     from benchlib import machine, record
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,8 +176,10 @@ def main() -> None:
         diff_two = float(np.abs(np.asarray(open_run(folder / "two").maps) - ours).max())
     pgc_rate = args.images / t_pgc
     rate_one, rate_two = one["images_per_s"], two["images_per_s"]
-    command = (f"python scripts/bench_run.py --images {args.images} --size {args.size} "
-               f"--batch-size {args.batch_size} --workers {args.workers} --threads {args.threads}")
+    command = (
+        f"python scripts/bench_run.py --images {args.images} --size {args.size} "
+        f"--batch-size {args.batch_size} --workers {args.workers} --threads {args.threads}"
+    )
     lines = [
         "## Dataset runs: `" + command + "`",
         "",

@@ -59,8 +59,9 @@ def _run(chromium: str, extra: list[str], url: str, timeout: float) -> subproces
 def check_report(report: Path, screenshot: Path, chromium: str, timeout: float = 120.0) -> dict:
     """Load ``report`` twice (DOM dump, screenshot); return the verdict with ``ok`` and ``problems``."""
     url = report.resolve().as_uri()
-    dom = _run(chromium, ["--virtual-time-budget=10000", "--run-all-compositor-stages-before-draw", "--dump-dom"],
-               url, timeout)
+    dom = _run(
+        chromium, ["--virtual-time-budget=10000", "--run-all-compositor-stages-before-draw", "--dump-dom"], url, timeout
+    )
     problems: list[str] = []
     match = CHECK.search(dom.stdout)
     verdict: dict = {}
@@ -84,8 +85,17 @@ def check_report(report: Path, screenshot: Path, chromium: str, timeout: float =
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     if screenshot.exists():
         screenshot.unlink()
-    shot = _run(chromium, ["--hide-scrollbars", "--window-size=1280,4000", "--virtual-time-budget=10000",
-                           f"--screenshot={screenshot.resolve()}"], url, timeout)
+    shot = _run(
+        chromium,
+        [
+            "--hide-scrollbars",
+            "--window-size=1280,4000",
+            "--virtual-time-budget=10000",
+            f"--screenshot={screenshot.resolve()}",
+        ],
+        url,
+        timeout,
+    )
     if not screenshot.is_file() or screenshot.stat().st_size == 0:
         problems.append(f"no screenshot written (chromium exited with {shot.returncode})")
     return {**verdict, "screenshot": str(screenshot), "problems": problems, "ok": not problems}
@@ -104,14 +114,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chromium = find_chromium(args.chromium)
     if chromium is None:
-        print("check_report: chromium not found; install it with 'apt-get install -y chromium chromium-driver' "
-              "or run 'make report-check'", file=sys.stderr)
+        print(
+            "check_report: chromium not found; install it with 'apt-get install -y chromium chromium-driver' "
+            "or run 'make report-check'",
+            file=sys.stderr,
+        )
         return 2
     screenshot = Path(args.screenshot) if args.screenshot else report.with_name("report.png")
     result = check_report(report, screenshot, chromium)
     if result["ok"]:
-        print(f"check_report: ok: {result['loaded']}/{result['images']} images loaded, no console errors; "
-              f"screenshot {screenshot}")
+        print(
+            f"check_report: ok: {result['loaded']}/{result['images']} images loaded, no console errors; "
+            f"screenshot {screenshot}"
+        )
         return 0
     print("check_report: FAILED: " + "; ".join(result["problems"]), file=sys.stderr)
     return 1

@@ -54,16 +54,20 @@ def main() -> int:
         worst = max(worst, diff)
         print(f"{name}: max relative difference GPU vs CPU {diff:.2e}")
     xg = x.cuda()
-    for name, make in [("GradCAM layer4", lambda b: ac.GradCAM(gpu_model, "layer4", batched=b)),
-                       ("GradCAM layer2", lambda b: ac.GradCAM(gpu_model, "layer2", batched=b)),
-                       ("Saliency", lambda b: ac.Saliency(gpu_model, batched=b))]:
+    for name, make in [
+        ("GradCAM layer4", lambda b: ac.GradCAM(gpu_model, "layer4", batched=b)),
+        ("GradCAM layer2", lambda b: ac.GradCAM(gpu_model, "layer2", batched=b)),
+        ("Saliency", lambda b: ac.Saliency(gpu_model, batched=b)),
+    ]:
         looped = make(False)(xg, targets)
         batched = make(True)(xg, targets)
         diff = (batched.raw - looped.raw).abs().max().item() / looped.raw.abs().max().item()
-        t_loop = timed(lambda: make(False)(xg, targets))
-        t_batch = timed(lambda: make(True)(xg, targets))
-        print(f"{name}, 16 targets, batch 4: loop {t_loop * 1e3:.1f} ms, batched {t_batch * 1e3:.1f} ms, "
-              f"loop/batched {t_loop / t_batch:.2f}x, max rel diff {diff:.1e}")
+        t_loop = timed(lambda make=make: make(False)(xg, targets))
+        t_batch = timed(lambda make=make: make(True)(xg, targets))
+        print(
+            f"{name}, 16 targets, batch 4: loop {t_loop * 1e3:.1f} ms, batched {t_batch * 1e3:.1f} ms, "
+            f"loop/batched {t_loop / t_batch:.2f}x, max rel diff {diff:.1e}"
+        )
         worst = max(worst, diff)
     return 0 if worst < 1e-3 else 1
 

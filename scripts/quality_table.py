@@ -15,13 +15,10 @@ x metric at that layer, and the sentences that say what it shows.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,16 +27,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the quick demo's models")
     parser.add_argument("--count", type=int, default=None, help="held-out images per model (default: the demo's)")
     parser.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="KEY=PATH",
-                        help="use this checkpoint for model KEY (e.g. unet=run/epoch_005.pt) instead of the demo's")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="KEY=PATH",
+        help="use this checkpoint for model KEY (e.g. unet=run/epoch_005.pt) instead of the demo's",
+    )
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables to FILE")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
 
     import torch
 
-    import models
-    from areacam.app.demo import quality
+    from areacam import models
+    from areacam._util.io import atomic_write
+    from areacam.app.demo import cases, layer_choice, quality, trust_tables
     from areacam.app.demo.common import MODELS, Context
 
     if args.threads:
@@ -56,28 +59,34 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        choices = {key: quality.measured_layer(ctx, key) for key in quality.CASCADES}
+        choices = {key: layer_choice.measured_layer(ctx, key) for key in cases.CASCADES}
         results = [(case, quality.measure(ctx, case, steps=args.steps)) for case in quality.cases(ctx, count)]
     seconds = time.perf_counter() - start
-    lines = [f"Models: {'quick' if args.quick else 'full'} demo settings, checkpoints in `{args.out}`"
-             + "".join(f"; {key} from `{path}`" for key, path in sources.items())
-             + f". {count} held-out images per model, {args.steps} deletion/insertion steps; "
-             f"{seconds:.0f} s on {torch.get_num_threads()} thread(s).", "",
-             "Layer choice (Grad-CAM, held-out images):", ""]
+    lines = [
+        f"Models: {'quick' if args.quick else 'full'} demo settings, checkpoints in `{args.out}`"
+        + "".join(f"; {key} from `{path}`" for key, path in sources.items())
+        + f". {count} held-out images per model, {args.steps} deletion/insertion steps; "
+        f"{seconds:.0f} s on {torch.get_num_threads()} thread(s).",
+        "",
+        "Layer choice (Grad-CAM, held-out images):",
+        "",
+    ]
     lines += ["| model | metric | chosen layer | its score | every candidate |", "| --- | --- | --- | ---: | --- |"]
     for key, choice in choices.items():
-        every = ", ".join(f"`{name}` {value:.2f}" for name, value in sorted(
-            choice.scores.items(), key=lambda kv: kv[1], reverse=choice.metric != "deletion"))
-        lines.append(f"| {quality.TITLES[key]} | {choice.metric} ({choice.count} images) | `{choice.layer}` | "
-                     f"{choice.scores[choice.layer]:.2f} | {every} |")
-    lines += ["", quality.markdown_table(results), ""]
-    lines += [f"- {sentence}" for sentence in quality.which_method(results)]
+        every = ", ".join(
+            f"`{name}` {value:.2f}"
+            for name, value in sorted(choice.scores.items(), key=lambda kv: kv[1], reverse=choice.metric != "deletion")
+        )
+        lines.append(
+            f"| {cases.TITLES[key]} | {choice.metric} ({choice.count} images) | `{choice.layer}` | "
+            f"{choice.scores[choice.layer]:.2f} | {every} |"
+        )
+    lines += ["", trust_tables.markdown_table(results), ""]
+    lines += [f"- {sentence}" for sentence in trust_tables.which_method(results)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:
-        tmp = Path(args.markdown).with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, args.markdown)
+        atomic_write(args.markdown, text)
     return 0
 
 

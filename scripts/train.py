@@ -10,15 +10,9 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import sys
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if (_ROOT / "models" / "__init__.py").is_file() and str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))  # run from a checkout: use its models/ package
-
-import models  # noqa: E402
-from models.train import DATASETS, train  # noqa: E402
+from areacam import models
+from areacam.models.train import DATASETS, train
 
 
 def _kv(text: str) -> tuple[str, object]:

@@ -46,8 +46,14 @@ def squares(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch
 def train(steps: int, generator: torch.Generator) -> torch.nn.Module:
     torch.manual_seed(0)
     model = timm.create_model(
-        "vit_tiny_patch16_224", pretrained=False, img_size=SIZE, patch_size=4, embed_dim=64, depth=4,
-        num_heads=4, num_classes=3,
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=SIZE,
+        patch_size=4,
+        embed_dim=64,
+        depth=4,
+        num_heads=4,
+        num_classes=3,
     )
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
@@ -75,8 +81,12 @@ def main() -> None:
     print(f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s; held-out accuracy {accuracy:.3f}")
     last = len(model.blocks) - 1
     candidates = [
-        f"blocks.{last}.norm1", f"blocks.{last}.attn.qkv", f"blocks.{last - 1}.norm1", f"blocks.{last - 1}",
-        f"blocks.{last}", "norm",
+        f"blocks.{last}.norm1",
+        f"blocks.{last}.attn.qkv",
+        f"blocks.{last - 1}.norm1",
+        f"blocks.{last - 1}",
+        f"blocks.{last}",
+        "norm",
     ]
     print("| layer | read as | degenerate | pointing | mass in square |")
     print("| --- | --- | --- | --- | --- |")

@@ -34,3 +34,24 @@ class ChannelsFirst(nn.Module):
 
     def forward(self, x):
         return x.permute(0, 3, 1, 2)
+
+
+def peers(library: str, family: type | None = None, exclude: type | None = None) -> list[tuple[type, type]]:
+    """``(ours, theirs)`` for every registered method whose ``peer`` is in ``library`` (e.g.
+    ``"pytorch_grad_cam"``), optionally only subclasses of ``family`` and not of ``exclude``: the
+    reference tests' parametrisation, so a newly registered method with a peer joins them."""
+    import importlib
+
+    from areacam.methods.registry import METHODS
+
+    pairs = []
+    for method in METHODS.values():
+        module, _, name = method.peer.rpartition(".")
+        if module.split(".")[0] != library:
+            continue
+        if (family is not None and not issubclass(method.cls, family)) or (
+            exclude is not None and issubclass(method.cls, exclude)
+        ):
+            continue
+        pairs.append((method.cls, getattr(importlib.import_module(module), name)))
+    return pairs

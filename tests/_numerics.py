@@ -116,8 +116,12 @@ def maps_allowed(
     pytorch-grad-cam's two ``1e-7`` epsilons (:data:`PGC_EPS`) and its float32 bilinear resize.
     """
     raw = raw.double()
-    up = raw if size is None else torch.nn.functional.interpolate(
-        raw, size=size, mode={1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)], align_corners=False
+    up = (
+        raw
+        if size is None
+        else torch.nn.functional.interpolate(
+            raw, size=size, mode={1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)], align_corners=False
+        )
     )
     span = _span(up, 2).clamp(min=1e-300)
     allowed = 2 * U32 + 4 * raw_error * _per_slice_max(up, 2) / span
@@ -132,7 +136,7 @@ def ig_magnitude(model, x: Tensor, baseline, target, steps: int, method: str) ->
     float32 quadrature weights move an attribution by up to ``U32`` of this."""
     import areacam as ac
 
-    weights, nodes = ac.integrated.quadrature(method, steps)
+    weights, nodes = ac.methods.integrated.quadrature(method, steps)
     baseline = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x)
     total = torch.zeros_like(x)
     for weight, node in zip(weights, nodes):

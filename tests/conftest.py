@@ -64,14 +64,18 @@ class TinyAE(nn.Module):
     def __init__(self, channels: int = 3, latent: int = 4):
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, 8, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 8, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
         )
         self.mu = nn.Linear(16, latent)
         self.logvar = nn.Linear(16, latent)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(8, channels, 4, stride=2, padding=1), nn.Sigmoid(),
+            nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(8, channels, 4, stride=2, padding=1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x):

@@ -47,15 +47,28 @@ TIMM = {
     "vit": (lambda: _vit(), "blocks.1.norm1", vit_reshape(1, 4, 4), "tokens(prefix=1, grid=4x4)"),
     "vit-registers": (lambda: _vit(reg_tokens=4), "blocks.1.norm1", vit_reshape(5, 4, 4), "tokens(prefix=5, grid=4x4)"),
     "deit-distilled": (
-        lambda: _vit(name="deit_tiny_distilled_patch16_224"), "blocks.1.norm1", vit_reshape(2, 4, 4),
+        lambda: _vit(name="deit_tiny_distilled_patch16_224"),
+        "blocks.1.norm1",
+        vit_reshape(2, 4, 4),
         "tokens(prefix=2, grid=4x4)",
     ),
     "swin": (
-        lambda: (torch.manual_seed(0), timm.create_model(
-            "swin_tiny_patch4_window7_224", pretrained=False, img_size=64, embed_dim=24, depths=(1, 1, 1, 1),
-            num_heads=(1, 1, 2, 2), window_size=2, num_classes=10,
-        ).eval())[1],
-        "layers.2", swin_reshape, "nhwc",
+        lambda: (
+            torch.manual_seed(0),
+            timm.create_model(
+                "swin_tiny_patch4_window7_224",
+                pretrained=False,
+                img_size=64,
+                embed_dim=24,
+                depths=(1, 1, 1, 1),
+                num_heads=(1, 1, 2, 2),
+                window_size=2,
+                num_classes=10,
+            ).eval(),
+        )[1],
+        "layers.2",
+        swin_reshape,
+        "nhwc",
     ),
 }
 
@@ -106,15 +119,16 @@ def test_explicit_layout_arguments_equal_the_read_ones(timm_models, timm_x):
 # ------------------------------------------------------------------------------ reading shapes
 
 
-
-
-
-
 def _permuting_net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), ChannelsLast(), ChannelsFirst(), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
+        nn.Conv2d(3, 8, 3, padding=1),
+        ChannelsLast(),
+        ChannelsFirst(),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
     ).eval()
 
 
@@ -213,8 +227,15 @@ def detection_score(detections: list[dict]) -> torch.Tensor:
 def test_faster_rcnn_body_key_equals_its_tensor_layer():
     torch.manual_seed(0)
     model = torchvision.models.detection.fasterrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=3, min_size=64, max_size=64, box_score_thresh=0.0,
-        box_detections_per_img=5, rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=20,
+        weights=None,
+        weights_backbone=None,
+        num_classes=3,
+        min_size=64,
+        max_size=64,
+        box_score_thresh=0.0,
+        box_detections_per_img=5,
+        rpn_pre_nms_top_n_test=50,
+        rpn_post_nms_top_n_test=20,
     ).eval()
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     target = ac.Score(detection_score)
@@ -279,8 +300,13 @@ def hf_vit():
 
     torch.manual_seed(0)
     config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, num_labels=5,
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=5,
     )
     return ViTForImageClassification(config).eval()
 
@@ -291,8 +317,16 @@ def hf_segformer():
 
     torch.manual_seed(0)
     config = SegformerConfig(
-        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
-        strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=16, num_labels=3,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=3,
     )
     return SegformerForSemanticSegmentation(config).eval()
 
@@ -461,8 +495,10 @@ def test_layers_command_prints_each_layout(tmp_path, monkeypatch, capsys):
     (tmp_path / "vitnet_arch.py").write_text(VIT_FACTORY)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["layers", "--model", "vitnet_arch:build", "--size", "64", "64"]) == 0
-    lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line
-             for line in capsys.readouterr().out.splitlines()[1:-1]}
+    lines = {
+        line.split()[1] if line.startswith("*") else line.split()[0]: line
+        for line in capsys.readouterr().out.splitlines()[1:-1]
+    }
     assert lines["blocks.1.norm1"].rstrip().endswith("tokens 1+4x4, C=32")
     assert lines["patch_embed.proj"].rstrip().endswith("nchw 4x4, C=32")
     assert lines["blocks.1.attn.qkv"].startswith("* ")

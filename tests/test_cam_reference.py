@@ -10,8 +10,8 @@ from __future__ import annotations
 import captum.attr as captum_attr
 import numpy as np
 import pytest
-import pytorch_grad_cam as pgc
 import torch
+from _modules import peers
 from _numerics import assert_close, assert_identical, maps_allowed, rounded
 from pytorch_grad_cam.utils.model_targets import (
     ClassifierOutputTarget,
@@ -54,15 +54,25 @@ def test_gradcam_raw_equals_captum_region(unet64):
     assert_close(expl.scores, score, rounded(score, leading=1), "scores")
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"),
-    [
-        (ac.GradCAM, pgc.GradCAM),
-        (ac.GradCAMPlusPlus, pgc.GradCAMPlusPlus),
-        (ac.HiResCAM, pgc.HiResCAM),
-        (ac.LayerCAM, pgc.LayerCAM),
-    ],
-)
+# Every registered gradient CAM with a pytorch-grad-cam peer (areacam.methods.registry).
+GRADIENT_CAMS = peers("pytorch_grad_cam", family=ac.CAM)
+
+
+def _ids(value: object) -> str:
+    return getattr(value, "__name__", str(value))
+
+
+def test_the_gradient_cams_have_their_peers():
+    assert {ours.__name__ for ours, _ in GRADIENT_CAMS} == {
+        "GradCAM",
+        "GradCAMPlusPlus",
+        "HiResCAM",
+        "LayerCAM",
+        "XGradCAM",
+    }
+
+
+@pytest.mark.parametrize(("ours", "theirs"), GRADIENT_CAMS, ids=_ids)
 def test_maps_equal_pytorch_grad_cam_class(resnet64, images, ours, theirs):
     images = images.double()
     expl = ours(resnet64, "layer4")(images, ac.Class([2, 5]))
@@ -71,10 +81,7 @@ def test_maps_equal_pytorch_grad_cam_class(resnet64, images, ours, theirs):
     assert_close(expl.maps, torch.from_numpy(ref)[:, None], maps_allowed(expl.raw, (64, 64), pgc=True), "maps")
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"),
-    [(ac.GradCAMPlusPlus, pgc.GradCAMPlusPlus), (ac.HiResCAM, pgc.HiResCAM), (ac.LayerCAM, pgc.LayerCAM)],
-)
+@pytest.mark.parametrize(("ours", "theirs"), GRADIENT_CAMS, ids=_ids)
 def test_maps_equal_pytorch_grad_cam_region(unet64, ours, theirs):
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     mask = _box_mask((64, 64), BOX)
@@ -84,13 +91,14 @@ def test_maps_equal_pytorch_grad_cam_region(unet64, ours, theirs):
     assert_close(expl.maps, torch.from_numpy(ref)[:, None], maps_allowed(expl.raw, (64, 64), pgc=True), "maps")
 
 
-def test_segment_equals_semantic_segmentation_target(unet64):
+@pytest.mark.parametrize(("ours", "theirs"), GRADIENT_CAMS, ids=_ids)
+def test_segment_equals_semantic_segmentation_target(unet64, ours, theirs):
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     with torch.no_grad():
         predicted = unet64(x).argmax(1)[0].numpy()
     cls = int(np.bincount(predicted.ravel()).argmax())
-    expl = ac.GradCAM(unet64, "encoder.layer4")(x, ac.Segment(cls))
-    with pgc.GradCAM(model=unet64, target_layers=[unet64.encoder.layer4]) as cam:
+    expl = ours(unet64, "encoder.layer4")(x, ac.Segment(cls))
+    with theirs(model=unet64, target_layers=[unet64.encoder.layer4]) as cam:
         ref = cam(input_tensor=x, targets=[SemanticSegmentationTarget(cls, (predicted == cls).astype(np.float32))])
     assert not expl.degenerate.any()
     assert_close(expl.maps, torch.from_numpy(ref)[:, None], maps_allowed(expl.raw, (64, 64), pgc=True), "maps")
@@ -125,9 +133,11 @@ def test_torchvision_dict_output_reads_out():
     import torchvision
 
     torch.manual_seed(0)
-    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
-        weights=None, weights_backbone=None, num_classes=3
-    ).eval().double()
+    model = (
+        torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
+        .eval()
+        .double()
+    )
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     expl = ac.GradCAM(model, "backbone.16")(x, ac.Area(box=BOX, channel=1))
     with torch.no_grad():

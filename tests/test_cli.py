@@ -18,8 +18,9 @@ from torch import nn
 import areacam as ac
 from areacam.app.cli import main
 from areacam.app.loading import read_images
-from areacam.app.spec import METHODS, SpecError, get_method, parse_target
+from areacam.app.spec import SpecError, get_method, parse_target
 from areacam.layers import layer_table
+from areacam.methods.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,14 +77,39 @@ def test_parse_target_rejects(spec, words):
 
 
 def test_methods_table():
-    assert list(METHODS) == [
-        "gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "scorecam", "ablationcam", "eigencam",
-        "guided-gradcam", "saliency", "guided-backprop", "smoothgrad", "inputxgradient", "integrated-gradients",
-        "occlusion", "lime",
-    ]
-    assert [m for m in METHODS if METHODS[m].needs_layer] == ["gradcam", "gradcam++", "hirescam", "layercam",
-                                                              "xgradcam", "scorecam", "ablationcam", "eigencam",
-                                                              "guided-gradcam"]
+    assert sorted(METHODS) == sorted(
+        [
+            "gradcam",
+            "gradcam++",
+            "hirescam",
+            "layercam",
+            "xgradcam",
+            "scorecam",
+            "ablationcam",
+            "eigencam",
+            "guided-gradcam",
+            "saliency",
+            "guided-backprop",
+            "smoothgrad",
+            "inputxgradient",
+            "integrated-gradients",
+            "occlusion",
+            "lime",
+        ]
+    )
+    assert sorted(m for m in METHODS if METHODS[m].needs_layer) == sorted(
+        [
+            "gradcam",
+            "gradcam++",
+            "hirescam",
+            "layercam",
+            "xgradcam",
+            "scorecam",
+            "ablationcam",
+            "eigencam",
+            "guided-gradcam",
+        ]
+    )
     assert get_method("GradCAM_pp".replace("_pp", "++")).name == "gradcam++"
     assert get_method("Score_CAM").name == "scorecam" and get_method("IG").name == "integrated-gradients"
     with pytest.raises(SpecError, match="valid methods: gradcam"):
@@ -169,8 +195,27 @@ def photo(tmp_path):
 
 def test_explain_user_factory_end_to_end(user_module, photo, tmp_path):
     out = tmp_path / "out"
-    rc = main(["explain", "--model", f"{user_module}:build", "--image", str(photo), "--size", "16", "16",
-               "--method", "gradcam", "--layer", "stage2", "--target", "class:1", "class", "--out", str(out)])
+    rc = main(
+        [
+            "explain",
+            "--model",
+            f"{user_module}:build",
+            "--image",
+            str(photo),
+            "--size",
+            "16",
+            "16",
+            "--method",
+            "gradcam",
+            "--layer",
+            "stage2",
+            "--target",
+            "class:1",
+            "class",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "scores.json").read_text())
     torch.manual_seed(0)
@@ -199,9 +244,26 @@ def test_explain_user_factory_by_file_path_with_weights(user_module, photo, tmp_
     weights = tmp_path / "w.pt"
     torch.save(TinyNet().state_dict(), weights)
     out = tmp_path / "out2"
-    rc = main(["explain", "--model", f"{tmp_path / (user_module + '.py')}:build", "--weights", str(weights),
-               "--image", str(photo), "--size", "16", "16", "--method", "saliency", "--target", "class:2",
-               "--out", str(out)])
+    rc = main(
+        [
+            "explain",
+            "--model",
+            f"{tmp_path / (user_module + '.py')}:build",
+            "--weights",
+            str(weights),
+            "--image",
+            str(photo),
+            "--size",
+            "16",
+            "16",
+            "--method",
+            "saliency",
+            "--target",
+            "class:2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     torch.manual_seed(3)
     model = TinyNet().eval()
@@ -213,16 +275,34 @@ def test_explain_user_factory_by_file_path_with_weights(user_module, photo, tmp_
 
 
 def test_explain_registry_vae_checkpoint(tmp_path):
-    import models
+    from areacam import models
 
     torch.manual_seed(0)
     vae = models.create("vae", width=8, latent_dim=4)
     models.save(vae, tmp_path / "vae.pt")
     digit = _write_png(tmp_path / "digit.png", (np.eye(32)[::-1] * 255).astype(np.uint8))
     out = tmp_path / "vae_out"
-    rc = main(["explain", "--model", "vae", "--weights", str(tmp_path / "vae.pt"), "--image", str(digit),
-               "--method", "gradcam++", "--layer", "encoder.relu2",
-               "--target", "area:8,8,24,24", "recon-error", "latent:1", "--out", str(out)])
+    rc = main(
+        [
+            "explain",
+            "--model",
+            "vae",
+            "--weights",
+            str(tmp_path / "vae.pt"),
+            "--image",
+            str(digit),
+            "--method",
+            "gradcam++",
+            "--layer",
+            "encoder.relu2",
+            "--target",
+            "area:8,8,24,24",
+            "recon-error",
+            "latent:1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     model = models.load(tmp_path / "vae.pt")
     x = read_images([str(digit)], (32, 32), 1)
@@ -254,8 +334,15 @@ def test_explain_registry_vae_checkpoint(tmp_path):
 )
 def test_explain_bad_input_exits_2_and_writes_nothing(user_module, photo, tmp_path, capsys, change, words):
     (tmp_path / "notes.png").write_text("not an image")
-    args = {"--model": [f"{user_module}:build"], "--image": [str(photo)], "--size": ["16", "16"],
-            "--method": ["gradcam"], "--layer": ["stage2"], "--target": ["class:1"], "--out": ["out"]}
+    args = {
+        "--model": [f"{user_module}:build"],
+        "--image": [str(photo)],
+        "--size": ["16", "16"],
+        "--method": ["gradcam"],
+        "--layer": ["stage2"],
+        "--target": ["class:1"],
+        "--out": ["out"],
+    }
     args.update(change)
     argv = ["explain"] + [item for key, values in args.items() for item in [key, *values]]
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -267,8 +354,22 @@ def test_explain_bad_input_exits_2_and_writes_nothing(user_module, photo, tmp_pa
 
 
 def test_cam_method_without_layer_is_a_usage_error(user_module, photo, capsys):
-    assert main(["explain", "--model", f"{user_module}:build", "--image", str(photo), "--method", "hirescam",
-                 "--target", "class"]) == 2
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                f"{user_module}:build",
+                "--image",
+                str(photo),
+                "--method",
+                "hirescam",
+                "--target",
+                "class",
+            ]
+        )
+        == 2
+    )
     assert "needs --layer NAME" in capsys.readouterr().err
 
 
@@ -283,13 +384,34 @@ def test_argparse_errors_are_one_line(capsys):
 def test_real_command_bad_spec_no_traceback(tmp_path):
     png = _write_png(tmp_path / "d.png", np.zeros((32, 32), dtype=np.uint8))
     proc = subprocess.run(
-        [sys.executable, "-m", "areacam", "explain", "--model", "vae", "--image", str(png), "--method", "gradcam",
-         "--layer", "encoder.relu2", "--target", "area:1,2,3", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "areacam",
+            "explain",
+            "--model",
+            "vae",
+            "--image",
+            str(png),
+            "--method",
+            "gradcam",
+            "--layer",
+            "encoder.relu2",
+            "--target",
+            "area:1,2,3",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr == "areacam explain: error: bad target 'area:1,2,3': the box TOP,LEFT,BOTTOM,RIGHT must " \
-                          "be 4 comma-separated ints, got '1,2,3'\n"
+    assert (
+        proc.stderr == "areacam explain: error: bad target 'area:1,2,3': the box TOP,LEFT,BOTTOM,RIGHT must "
+        "be 4 comma-separated ints, got '1,2,3'\n"
+    )
     assert proc.stdout == "" and not (tmp_path / "o").exists()
 
 
@@ -328,26 +450,59 @@ def test_layers_bad_size_is_one_line(capsys):
 
 
 def test_help_has_an_example_per_subcommand(capsys):
-    for command, example in [("demo", "areacam demo --out"), ("explain", "areacam explain --model vae"),
-                             ("layers", "areacam layers --model classifier")]:
+    for command, example in [
+        ("demo", "areacam demo --out"),
+        ("explain", "areacam explain --model vae"),
+        ("layers", "areacam layers --model classifier"),
+    ]:
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0
         assert example in capsys.readouterr().out
 
 
-RAW_SHAPES = {"gradcam": (8, 8), "gradcam++": (8, 8), "hirescam": (8, 8), "layercam": (8, 8), "xgradcam": (8, 8),
-              "scorecam": (8, 8), "ablationcam": (8, 8), "eigencam": (8, 8),
-              "guided-gradcam": (3, 16, 16), "saliency": (3, 16, 16), "guided-backprop": (3, 16, 16),
-              "smoothgrad": (3, 16, 16), "inputxgradient": (3, 16, 16), "integrated-gradients": (3, 16, 16),
-              "occlusion": (3, 16, 16)}
+RAW_SHAPES = {
+    "gradcam": (8, 8),
+    "gradcam++": (8, 8),
+    "hirescam": (8, 8),
+    "layercam": (8, 8),
+    "xgradcam": (8, 8),
+    "scorecam": (8, 8),
+    "ablationcam": (8, 8),
+    "eigencam": (8, 8),
+    "guided-gradcam": (3, 16, 16),
+    "saliency": (3, 16, 16),
+    "guided-backprop": (3, 16, 16),
+    "smoothgrad": (3, 16, 16),
+    "inputxgradient": (3, 16, 16),
+    "integrated-gradients": (3, 16, 16),
+    "occlusion": (3, 16, 16),
+}
 
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs_from_the_command_line(user_module, photo, tmp_path, method):
     out = tmp_path / "m"
-    rc = main(["explain", "--model", f"{user_module}:build", "--image", str(photo), "--size", "16", "16",
-               "--method", method, "--layer", "stage2", "--target", "class:3", "--out", str(out)])
+    rc = main(
+        [
+            "explain",
+            "--model",
+            f"{user_module}:build",
+            "--image",
+            str(photo),
+            "--size",
+            "16",
+            "16",
+            "--method",
+            method,
+            "--layer",
+            "stage2",
+            "--target",
+            "class:3",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     entry = json.loads((out / "scores.json").read_text())["images"][0]["targets"][0]
     torch.manual_seed(0)

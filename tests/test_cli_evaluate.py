@@ -50,9 +50,9 @@ def files(tmp_path, monkeypatch):
     paths = {"model": f"{name}:build", "images": [], "masks": []}
     for i, (top, left) in enumerate([(2, 3), (7, 6)]):
         img = rng.uniform(0, 80, (16, 16, 3))
-        img[top:top + 6, left:left + 6] = (40, 200, 220)
+        img[top : top + 6, left : left + 6] = (40, 200, 220)
         mask = np.zeros((16, 16), np.uint8)
-        mask[top:top + 6, left:left + 6] = 255
+        mask[top : top + 6, left : left + 6] = 255
         assert cv2.imwrite(str(tmp_path / f"img{i}.png"), img.astype(np.uint8))
         assert cv2.imwrite(str(tmp_path / f"mask{i}.png"), mask)
         paths["images"].append(f"img{i}.png")
@@ -62,9 +62,16 @@ def files(tmp_path, monkeypatch):
 
 
 def _evaluate_argv(files: dict, **change: list[str]) -> list[str]:
-    args = {"--model": [files["model"]], "--image": files["images"], "--mask": files["masks"],
-            "--method": ["gradcam"], "--layer": ["stage1"], "--target": ["class:1", "class"], "--steps": ["8"],
-            "--out": ["ev"]}
+    args = {
+        "--model": [files["model"]],
+        "--image": files["images"],
+        "--mask": files["masks"],
+        "--method": ["gradcam"],
+        "--layer": ["stage1"],
+        "--target": ["class:1", "class"],
+        "--steps": ["8"],
+        "--out": ["ev"],
+    }
     args.update(change)
     return ["evaluate"] + [item for key, values in args.items() if values for item in [key, *values]]
 
@@ -73,7 +80,11 @@ def test_evaluate_writes_the_library_numbers_and_figures(files, tmp_path, capsys
     assert main(_evaluate_argv(files)) == 0
     out = tmp_path / "ev"
     assert sorted(p.name for p in out.iterdir()) == [
-        "curves.png", "evaluation.json", "randomisation_0-class-1.png", "randomisation_1-class.png"]
+        "curves.png",
+        "evaluation.json",
+        "randomisation_0-class-1.png",
+        "randomisation_1-class.png",
+    ]
     for png in out.glob("*.png"):
         img = cv2.imread(str(png))
         assert img is not None and img.shape[0] > 100 and float(img.std()) > 10
@@ -86,8 +97,11 @@ def test_evaluate_writes_the_library_numbers_and_figures(files, tmp_path, capsys
     expl = ac.GradCAM(model, "stage1")(x, targets)
     expected = ac.metrics.evaluate(model, x, targets, expl, masks=masks, steps=8, progress=False)
     got = report["metrics"]["means"]
-    assert set(got) == set(expected.means()) >= {"deletion_auc", "insertion_random_auc", "pointing_game",
-                                                  "relevance_mass", "mask_share", "sparseness"}
+    assert (
+        set(got)
+        == set(expected.means())
+        >= {"deletion_auc", "insertion_random_auc", "pointing_game", "relevance_mass", "mask_share", "sparseness"}
+    )
     # the command line makes the same calls on the same images: the same numbers (tests/README.md, rule 1)
     assert got == expected.means()
     assert got["mask_share"] == 36 / 256
@@ -102,13 +116,26 @@ def test_evaluate_writes_the_library_numbers_and_figures(files, tmp_path, capsys
 
 
 def test_evaluate_without_masks_or_randomisation(files, tmp_path):
-    argv = _evaluate_argv(files, **{"--mask": [], "--method": ["saliency"], "--layer": [],
-                                    "--metrics": ["deletion", "road"], "--randomisation": ["none"]})
+    argv = _evaluate_argv(
+        files,
+        **{
+            "--mask": [],
+            "--method": ["saliency"],
+            "--layer": [],
+            "--metrics": ["deletion", "road"],
+            "--randomisation": ["none"],
+        },
+    )
     assert main(argv) == 0
     report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert report["randomisation"] is None and report["masks"] is None
-    assert sorted(report["metrics"]["means"]) == ["deletion_auc", "deletion_random_auc", "road", "road_least",
-                                                  "road_most"]
+    assert sorted(report["metrics"]["means"]) == [
+        "deletion_auc",
+        "deletion_random_auc",
+        "road",
+        "road_least",
+        "road_most",
+    ]
     assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["curves.png", "evaluation.json"]
 
 
@@ -143,8 +170,20 @@ def test_evaluate_unknown_metric_is_a_one_line_usage_error(files, capsys):
 
 
 def test_layers_rank_prints_the_library_ranking(files, capsys):
-    argv = ["layers", "--model", files["model"], "--rank", "--image", *files["images"], "--target", "class:1",
-            "--mask", *files["masks"], "--metric", "relevance_mass"]
+    argv = [
+        "layers",
+        "--model",
+        files["model"],
+        "--rank",
+        "--image",
+        *files["images"],
+        "--target",
+        "class:1",
+        "--mask",
+        *files["masks"],
+        "--metric",
+        "relevance_mass",
+    ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     model = build()
@@ -153,21 +192,36 @@ def test_layers_rank_prints_the_library_ranking(files, capsys):
     masks[0, 2:8, 3:9] = masks[1, 7:13, 6:12] = True
     ranking = ac.metrics.rank_layers(model, x, ac.Class(1), metric="relevance_mass", masks=masks)
     assert ranking.layers == ["stage1", "stage2"] or ranking.layers == ["stage2", "stage1"]
-    assert lines[0] == ("2 candidate layers of gradcam ranked by relevance_mass (higher is better) on 2 image(s) "
-                        "x 1 target(s), input (2, 3, 16, 16):")
+    assert lines[0] == (
+        "2 candidate layers of gradcam ranked by relevance_mass (higher is better) on 2 image(s) "
+        "x 1 target(s), input (2, 3, 16, 16):"
+    )
     assert lines[1:-1] == ranking.table().splitlines()
     assert lines[-1] == f"best --layer: {ranking.best}"
     assert lines[3].startswith(f"| 1 | `{ranking.best}` | {float(ranking.scores[0]):.3f} |")
 
 
 def test_layers_rank_defaults_to_deletion_without_masks(files, capsys):
-    argv = ["layers", "--model", files["model"], "--rank", "--image", files["images"][0], "--target", "class",
-            "--candidates", "stage2", "stage1.1"]
+    argv = [
+        "layers",
+        "--model",
+        files["model"],
+        "--rank",
+        "--image",
+        files["images"][0],
+        "--target",
+        "class",
+        "--candidates",
+        "stage2",
+        "stage1.1",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "ranked by deletion (lower is better)" in out
-    assert {line.split("`")[1] for line in out.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")} \
-        == {"stage2", "stage1.1"}
+    assert {line.split("`")[1] for line in out.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")} == {
+        "stage2",
+        "stage1.1",
+    }
 
 
 @pytest.mark.parametrize(

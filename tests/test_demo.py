@@ -11,19 +11,32 @@ import numpy as np
 import pytest
 from _demo_run import quick_demo
 
+from areacam._util.pages import CHECK_ID
 from areacam.app import demo
 from areacam.app.demo.common import Context, Figure
-from areacam.app.demo.report import CHECK_ID
 from areacam.app.demo.settings import MODELS
-from areacam.viz import panel_grid
+from areacam.viz.images import panel_grid
 
 EXPECTED = [
-    "saliency_per_class.png", "filters_by_depth.png", "first_layer_kernels.png", "feature_maps_by_depth.png",
-    "gradcam_vs_gradcampp_layers.png", "gradcam_vs_gradcampp_architectures.png", "area_gradcam_vae.png",
-    "area_gradcam_vaegan.png", "methods_vae_recon_error.png",
-    "segment_fcn.png", "segment_unet.png", "lime_classifier.png", "lime_vae_area.png",
-    "explanations_by_epoch.png", "tsne_features.png", "volume_segmentation.png", "signal_anomaly.png",
-    "trust_metrics.png", "randomisation_classifier.png",
+    "saliency_per_class.png",
+    "filters_by_depth.png",
+    "first_layer_kernels.png",
+    "feature_maps_by_depth.png",
+    "gradcam_vs_gradcampp_layers.png",
+    "gradcam_vs_gradcampp_architectures.png",
+    "area_gradcam_vae.png",
+    "area_gradcam_vaegan.png",
+    "methods_vae_recon_error.png",
+    "segment_fcn.png",
+    "segment_unet.png",
+    "lime_classifier.png",
+    "lime_vae_area.png",
+    "explanations_by_epoch.png",
+    "tsne_features.png",
+    "volume_segmentation.png",
+    "signal_anomaly.png",
+    "trust_metrics.png",
+    "randomisation_classifier.png",
 ]
 
 
@@ -61,7 +74,7 @@ def test_report_references_every_figure_once_grouped_by_use_case(run):
     assert sorted(sources) == sorted(f"figures/{name}" for name in EXPECTED)
     sections = re.findall(r'<section id="(\w+)"><h2>([^<]+)</h2>', page)
     assert [s[0] for s in sections][:3] == ["autoencoder", "segmentation", "classifier"]
-    autoencoder = page[page.index('<section id="autoencoder">'):page.index('<section id="segmentation">')]
+    autoencoder = page[page.index('<section id="autoencoder">') : page.index('<section id="segmentation">')]
     assert "figures/area_gradcam_vae.png" in autoencoder and "figures/area_gradcam_vaegan.png" in autoencoder
     assert f'<pre id="{CHECK_ID}">pending</pre>' in page
     assert 'id="skipped"' not in page
@@ -76,11 +89,11 @@ def test_which_method_to_trust_section(run):
     an undefined value (a deletion AUC whose curve cannot be normalised) is shown as undefined.
     """
     page = (run[0] / "report.html").read_text()
-    section = page[page.index('<section id="quality">'):]
-    section = section[:section.index("</section>")]
+    section = page[page.index('<section id="quality">') :]
+    section = section[: section.index("</section>")]
     assert "<h2>Which method to trust</h2>" in section
     assert "figures/trust_metrics.png" in section and "figures/randomisation_classifier.png" in section
-    table = section[section.index('<table class="trust">'):section.index("</table>")]
+    table = section[section.index('<table class="trust">') : section.index("</table>")]
     assert table.count('<td rowspan="9">') == 4  # chance + 8 methods per model
     for model in ("shapes classifier", "U-Net (ResNet-18)", "FCN-8s (AlexNet)", "VAE (digits)"):
         assert model in table
@@ -88,12 +101,17 @@ def test_which_method_to_trust_section(run):
     assert heads[:2] == ["model", "method"] and len(heads) == 8
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.split("</thead>")[1])
     assert len(rows) == 4 * 9
-    ranges = {"deletion": (-1.0, 2.0), "insertion": (-1.0, 2.0), "pointing": (0.0, 1.0), "relevance": (0.0, 1.0),
-              "Spearman,": (-1.0, 1.0)}
+    ranges = {
+        "deletion": (-1.0, 2.0),
+        "insertion": (-1.0, 2.0),
+        "pointing": (0.0, 1.0),
+        "relevance": (0.0, 1.0),
+        "Spearman,": (-1.0, 1.0),
+    }
     limits = [ranges[head.split()[0]] for head in heads[2:]]
     for i, row in enumerate(rows):
         cells = re.findall(r"<td(?: [^>]*)?>(.*?)</td>", row)
-        values = [re.sub(r"</?b>", "", c) for c in cells[-len(limits):]]
+        values = [re.sub(r"</?b>", "", c) for c in cells[-len(limits) :]]
         chance = i % 9 == 0
         for value, (low, high) in zip(values, limits):
             if chance and value == "":
@@ -101,24 +119,42 @@ def test_which_method_to_trust_section(run):
             assert value == "undefined" or re.fullmatch(r"-?\d+\.\d\d", value), value
             if value != "undefined":
                 assert low <= float(value) <= high, (value, low, high)
-    caption = re.search(r"Sanity check, cascading randomisation \(Adebayo et al\. 2018\): with only the top stage "
-                        r"re-initialised, [^<]*; with every stage re-initialised, Grad-CAM (-?\d\.\d\d|undefined)",
-                        section)
+    caption = re.search(
+        r"Sanity check, cascading randomisation \(Adebayo et al\. 2018\): with only the top stage "
+        r"re-initialised, [^<]*; with every stage re-initialised, Grad-CAM (-?\d\.\d\d|undefined)",
+        section,
+    )
     assert caption, "the caption states which methods pass the sanity check"
-    strip = re.search(r"Grad-CAM at (\S+) keeps Spearman (-?\d\.\d\d) to its trained map once the dense head is "
-                      r"random and (-?\d\.\d\d)", section)
+    strip = re.search(
+        r"Grad-CAM at (\S+) keeps Spearman (-?\d\.\d\d) to its trained map once the dense head is "
+        r"random and (-?\d\.\d\d)",
+        section,
+    )
     assert strip and -1 <= float(strip.group(2)) <= 1 and -1 <= float(strip.group(3)) <= 1
 
 
 def test_the_trust_table_shows_undefined_values_as_undefined():
     """The exploding case of the quick demo (a U-Net region sum that perturbation hardly changes in total):
     an undefined mean is written "undefined", never as a number, in the HTML and Markdown tables."""
-    from areacam.app.demo.quality import Case, Row, html_table, markdown_table, which_method
+    from areacam.app.demo.cases import Case, Row
+    from areacam.app.demo.trust_tables import html_table, markdown_table, which_method
 
     case = Case("unet", "U-Net", "Segment", "decoder", [], [])
-    rows = [Row("unet", "chance", {"deletion": None, "insertion": 0.4, "pointing_game": 0.1, "relevance_mass": 0.1}),
-            Row("unet", "Grad-CAM", {"deletion": None, "insertion": 0.5, "pointing_game": 0.9,
-                                     "relevance_mass": 0.6, "spearman_top": 0.1, "spearman_all": None})]
+    rows = [
+        Row("unet", "chance", {"deletion": None, "insertion": 0.4, "pointing_game": 0.1, "relevance_mass": 0.1}),
+        Row(
+            "unet",
+            "Grad-CAM",
+            {
+                "deletion": None,
+                "insertion": 0.5,
+                "pointing_game": 0.9,
+                "relevance_mass": 0.6,
+                "spearman_top": 0.1,
+                "spearman_all": None,
+            },
+        ),
+    ]
     html_text, markdown = html_table([(case, rows)]), markdown_table([(case, rows)])
     assert html_text.count("<td>undefined</td>") == 3 and markdown.count("| undefined |") == 3
     assert "nan" not in html_text.lower() and "nan" not in markdown.lower()
@@ -128,8 +164,9 @@ def test_the_trust_table_shows_undefined_values_as_undefined():
 
 def test_captions_state_measured_numbers(run):
     page = (run[0] / "report.html").read_text()
-    vae = re.search(r"Share of each map&#x27;s mass inside its box, rows 1-4: Grad-CAM (\d+)%, (\d+)%, (\d+)%, (\d+)%",
-                    page)
+    vae = re.search(
+        r"Share of each map&#x27;s mass inside its box, rows 1-4: Grad-CAM (\d+)%, (\d+)%, (\d+)%, (\d+)%", page
+    )
     assert vae, "the VAE caption states the measured mass inside each box"
     assert "a map spread at random would put 16%, 14%, 16%, 28% there" in page  # the boxes' shares of 32x32
     assert re.search(r"Grad-CAM&#x27;s maximum lies on the shape for: block2 \d+%.*block5 \d+%", page)
@@ -158,7 +195,7 @@ def _fake_stage(ctx: Context) -> list[Figure]:
 
 
 def _skipping_stage(ctx: Context) -> list[Figure]:
-    raise demo.StageSkipped("areacam.nothing is not available")
+    raise ImportError("ac.Nothing needs the optional package 'nothing': pip install 'areacam[nothing]'")
 
 
 def _failing_stage(ctx: Context) -> list[Figure]:
@@ -166,21 +203,26 @@ def _failing_stage(ctx: Context) -> list[Figure]:
 
 
 def test_missing_and_failing_stages_degrade_clearly(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(demo, "STAGES", [
-        demo.Stage("fake", (_fake_stage,), ("fake.png",)),
-        demo.Stage("needs nothing", (_skipping_stage,), ()),
-        demo.Stage("breaks", (_failing_stage, _fake_stage), ()),
-    ])
+    monkeypatch.setattr(
+        demo,
+        "STAGES",
+        [
+            demo.Stage("fake", (_fake_stage,), ("fake.png",)),
+            demo.Stage("needs nothing", (_skipping_stage,), ()),
+            demo.Stage("breaks", (_failing_stage, _fake_stage), ()),
+        ],
+    )
     assert demo.run_demo(tmp_path, quick=True, progress=False) == 1
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
-        "areacam demo: stage 'needs nothing' skipped: areacam.nothing is not available",
+        "areacam demo: stage 'needs nothing' skipped: ac.Nothing needs the optional package 'nothing': pip install "
+        "'areacam[nothing]'",
         "areacam demo: stage 'breaks' failed: ValueError: boom second line",
     ]
     assert "1 figures" in captured.out and "with problems in needs nothing, breaks" in captured.out
     page = (tmp_path / "report.html").read_text()
     assert re.findall(r'<img src="([^"]+)"', page) == ["figures/fake.png"]
-    assert "needs nothing: skipped: areacam.nothing is not available" in page
+    assert "needs nothing: skipped: ac.Nothing needs the optional package &#x27;nothing&#x27;" in page
 
 
 def test_report_html_escapes_text(tmp_path):
@@ -203,8 +245,12 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
     """Every python block of each docs/guide-*.md runs, in order, in a fresh folder."""
     guides = sorted((Path(__file__).resolve().parents[1] / "docs").glob("guide-*.md"))
     assert [g.name for g in guides] == [
-        "guide-autoencoder.md", "guide-classifier.md", "guide-datasets.md", "guide-segmentation.md",
-        "guide-transformers.md", "guide-volumes-signals.md",
+        "guide-autoencoder.md",
+        "guide-classifier.md",
+        "guide-datasets.md",
+        "guide-segmentation.md",
+        "guide-transformers.md",
+        "guide-volumes-signals.md",
     ]
     for guide in guides:
         folder = tmp_path / guide.stem

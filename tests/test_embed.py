@@ -9,7 +9,7 @@ from _numerics import assert_close, rounded
 from sklearn.metrics import silhouette_score
 from torch import nn
 
-from areacam.embed import embed, pooled_features
+from areacam.inspect.embed import embed, pooled_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

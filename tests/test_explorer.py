@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from _numerics import U32
 
 import areacam as ac
+from areacam._util.pages import CHECK_ID
 from areacam.app.cli import main
-from areacam.explorer import CHECK_ID, explorer, explorer_data
-from models import create
+from areacam.inspect.explorer import explorer, explorer_data
+from areacam.models import create
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")
@@ -86,7 +87,7 @@ def test_page_data_reproduces_the_library_map(unet):
     values = _decode(data["field"], data["fieldScales"]).view(c, co, hh, ww)
     acts = _decode(data["acts"], data["actScales"]).view(c, data["actHeight"], data["actWidth"])
     box, channel = (3, 5, 20, 17), 1
-    weights = values[:, channel, box[0]:box[2], box[1]:box[3]].sum(dim=(1, 2))
+    weights = values[:, channel, box[0] : box[2], box[1] : box[3]].sum(dim=(1, 2))
     raw = torch.relu(torch.einsum("c,chw->hw", weights, acts))[None, None]
     up = F.interpolate(raw, size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
     got = (up - up.min()) / (up.max() - up.min())
@@ -97,8 +98,9 @@ def test_page_data_reproduces_the_library_map(unet):
 
 def test_page_is_self_contained(unet, tmp_path):
     model, x = unet
-    page = explorer(model, x, "decoder.blocks.3", path=tmp_path / "e.html", show="argmax",
-                    class_names=["background", "a", "b"])
+    page = explorer(
+        model, x, "decoder.blocks.3", path=tmp_path / "e.html", show="argmax", class_names=["background", "a", "b"]
+    )
     assert (tmp_path / "e.html").read_text(encoding="utf-8") == page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<link" not in page and "<script src" not in page and "@import" not in page
@@ -121,8 +123,9 @@ def test_bad_input(unet, vae):
 
 
 def _drag(page: Path, fragment: str) -> dict:
-    dom = check_report._run(CHROMIUM, ["--virtual-time-budget=10000", "--dump-dom"], page.resolve().as_uri() + fragment,
-                            120.0)
+    dom = check_report._run(
+        CHROMIUM, ["--virtual-time-budget=10000", "--dump-dom"], page.resolve().as_uri() + fragment, 120.0
+    )
     match = check_report.CHECK.search(dom.stdout)
     assert match is not None and "data-done" in match.group(1), "the page's load handler did not run"
     console = [line for line in dom.stderr.splitlines() if check_report.CONSOLE.search(line)]
@@ -160,8 +163,22 @@ def test_command_line(tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 0
     assert "areacam explore: wrote" in capsys.readouterr().out
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    assert main(["explore", "--model", "vae", "--image", str(image), "--layer", "encoder.nope",
-                 "--out", str(tmp_path / "x.html")]) == 2
+    assert (
+        main(
+            [
+                "explore",
+                "--model",
+                "vae",
+                "--image",
+                str(image),
+                "--layer",
+                "encoder.nope",
+                "--out",
+                str(tmp_path / "x.html"),
+            ]
+        )
+        == 2
+    )
     assert "no layer named 'encoder.nope'" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
 

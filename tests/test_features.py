@@ -8,7 +8,7 @@ import torch
 from _numerics import U32, assert_close, assert_identical, reduction, rounded
 from torch import nn
 
-from areacam.features import FilterVisualizer, _irfft2, feature_maps, filter_weights
+from areacam.inspect.features import FilterVisualizer, _irfft2, feature_maps, filter_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -61,8 +61,6 @@ def test_guided_backprop_differs_from_saliency(resnet, images):
     assert not torch.allclose(guided, plain)
 
 
-
-
 @pytest.mark.parametrize(("ours", "theirs"), [(ac.Saliency, "Saliency"), (ac.GuidedBackprop, "GuidedBackprop")])
 def test_area_targets_equal_captum_wrapper(unet64, ours, theirs):
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
@@ -192,10 +190,7 @@ def test_guided_backprop_warns_without_relu_modules():
     assert_identical(guided.raw, ac.Saliency(model)(x, ac.Class(0)).raw)  # nothing to guide: the same pass
 
 
-def test_old_argument_names_still_work_with_a_warning():
-    model = TwoConvs()
-    with pytest.warns(DeprecationWarning, match="samples= is deprecated.*num_samples="):
-        old = ac.SmoothGrad(model, samples=2, chunk=4)
-    assert (old.num_samples, old.batch_size) == (2, 4)
-    with pytest.raises(TypeError, match="got both samples="):
-        ac.SmoothGrad(model, samples=2, num_samples=3)
+def test_names_renamed_before_any_release_are_gone():
+    """``samples=``/``chunk=`` were renamed before a release: no shim keeps them alive."""
+    with pytest.raises(TypeError, match="samples"):
+        ac.SmoothGrad(TwoConvs(), samples=2)

@@ -10,24 +10,16 @@ import torch
 from torch import nn
 
 import areacam as ac
+from areacam.layers import resolve_layer
+from areacam.methods.registry import METHODS, Method
 
-EXPLAINERS = [
-    lambda m: ac.GradCAM(m, "layer3"),
-    lambda m: ac.GradCAMPlusPlus(m, "layer3"),
-    lambda m: ac.HiResCAM(m, "layer3"),
-    lambda m: ac.LayerCAM(m, "layer3"),
-    lambda m: ac.Saliency(m),
-    lambda m: ac.InputXGradient(m),
-    lambda m: ac.GuidedBackprop(m),
-    lambda m: ac.GuidedGradCAM(m, "layer3"),
-    lambda m: ac.SmoothGrad(m, num_samples=2, random_state=0),
-    lambda m: ac.XGradCAM(m, "layer3"),
-    lambda m: ac.EigenCAM(m, "layer3"),
-    lambda m: ac.ScoreCAM(m, "layer1", batch_size=64),
-    lambda m: ac.AblationCAM(m, "layer1", batch_size=64),
-    lambda m: ac.IntegratedGradients(m, steps=2),
-    lambda m: ac.Occlusion(m, 32, 32),
-]
+#: Every registered method, built as the command line builds it (one registration drives this list).
+EXPLAINERS = list(METHODS.values())
+
+
+def _build(method: Method, model: nn.Module) -> object:
+    layer = resolve_layer(model, "layer3") if method.needs_layer else None
+    return method.build(model, layer, (64, 64))
 
 
 def _hook_count(model: nn.Module) -> int:
@@ -57,11 +49,11 @@ def mixed_resnet(resnet):
     return resnet
 
 
-@pytest.mark.parametrize("make", EXPLAINERS)
-def test_call_leaves_model_untouched(mixed_resnet, images, make):
+@pytest.mark.parametrize("method", EXPLAINERS, ids=[m.name for m in EXPLAINERS])
+def test_call_leaves_model_untouched(mixed_resnet, images, method):
     before = _snapshot(mixed_resnet)
     with torch.no_grad():  # gradients must be enabled inside the call anyway
-        expl = make(mixed_resnet)(images, [ac.Class(1), ac.Class()])
+        expl = _build(method, mixed_resnet)(images, [ac.Class(1), ac.Class()])
     after = _snapshot(mixed_resnet)
     assert after["training"] == before["training"]
     assert after["requires_grad"] == before["requires_grad"]

@@ -11,7 +11,7 @@ from lime.wrappers.scikit_image import SegmentationAlgorithm
 from sklearn.linear_model import LinearRegression
 from torch import nn
 
-from areacam.lime import Lime, segment_image
+from areacam.methods.lime import Lime, segment_image
 from areacam.targets import Area, Class, Segment
 
 QUICK = {"kernel_size": 2, "max_dist": 20, "ratio": 0.5}
@@ -140,8 +140,9 @@ def test_reproducible_with_a_seed(classifier):
     assert not torch.equal(first.raw, other.raw)
     # batch size changes only how perturbations are grouped, not what is computed (float64 scores of
     # other batch compositions: the float32 weights agree to their rounding)
-    grouped = Lime(classifier, num_samples=64, batch_size=7, random_state=5, segmentation_params=QUICK,
-                   progress=False)(x, Class(0))
+    grouped = Lime(classifier, num_samples=64, batch_size=7, random_state=5, segmentation_params=QUICK, progress=False)(
+        x, Class(0)
+    )
     assert_close(grouped.raw, first.raw, rounded(first.raw), "weights")
 
 

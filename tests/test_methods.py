@@ -10,25 +10,30 @@ from __future__ import annotations
 import captum.attr as captum_attr
 import numpy as np
 import pytest
-import pytorch_grad_cam as pgc
 import torch
-from _modules import ChannelsFirst, ChannelsLast, RegionSum
+from _modules import ChannelsFirst, ChannelsLast, RegionSum, peers
 from _numerics import FLOAT64, U32, assert_close, assert_identical, ig_magnitude, maps_allowed, rounded
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, SemanticSegmentationTarget
 from torch import nn
 
 import areacam as ac
+from areacam.methods.perturbation_cams import PerturbationCAM
 
 BOX = (4, 8, 20, 28)
 
-# (ours, theirs, ResNet-18 layer and input size, U-Net layer): the perturbation CAMs run one forward
-# pass per channel, so they explain 64- and 16-channel layers
+# (ours, theirs, ResNet-18 layer and input size, U-Net layer) for every registered CAM with a
+# pytorch-grad-cam peer that is not a gradient CAM (those: test_cam_reference.py). The perturbation CAMs
+# run one forward pass per channel, so they explain 64- and 16-channel layers.
 CAMS = [
-    (ac.XGradCAM, pgc.XGradCAM, "layer3", 64, "encoder.layer3"),
-    (ac.EigenCAM, pgc.EigenCAM, "layer3", 64, "encoder.layer3"),
-    (ac.ScoreCAM, pgc.ScoreCAM, "layer1", 16, "decoder.blocks.4.conv2"),
-    (ac.AblationCAM, pgc.AblationCAM, "layer1", 16, "decoder.blocks.4.conv2"),
+    (ours, theirs, "layer1", 16, "decoder.blocks.4.conv2")
+    if issubclass(ours, PerturbationCAM)
+    else (ours, theirs, "layer3", 64, "encoder.layer3")
+    for ours, theirs in peers("pytorch_grad_cam", exclude=ac.CAM)
 ]
+
+
+def test_the_other_cams_have_their_peers():
+    assert {ours.__name__ for ours, *_ in CAMS} == {"EigenCAM", "ScoreCAM", "AblationCAM"}
 
 
 def _pgc(theirs, model, layer, x, targets) -> np.ndarray:
@@ -42,8 +47,6 @@ def _box_mask(shape: tuple[int, int], box) -> np.ndarray:
     top, left, bottom, right = box
     mask[top:bottom, left:right] = 1
     return mask
-
-
 
 
 def _ids(value: object) -> str:
@@ -69,21 +72,26 @@ def test_segment_equals_semantic_segmentation_target_on_unet(unet64, ours, their
     module = unet64.get_submodule(unet_layer)
     expl = ours(unet64, unet_layer)(x, [ac.Segment(cls), ac.Area(box=BOX, channel=2)])
     ref = _pgc(
-        theirs, unet64, module, x.repeat(2, 1, 1, 1),  # pytorch-grad-cam: one target per image
-        [SemanticSegmentationTarget(cls, (predicted == cls).astype(np.float32)),
-         SemanticSegmentationTarget(2, _box_mask((32, 32), BOX))],
+        theirs,
+        unet64,
+        module,
+        x.repeat(2, 1, 1, 1),  # pytorch-grad-cam: one target per image
+        [
+            SemanticSegmentationTarget(cls, (predicted == cls).astype(np.float32)),
+            SemanticSegmentationTarget(2, _box_mask((32, 32), BOX)),
+        ],
     )
     assert not expl.degenerate.any()
     assert_close(expl.maps, torch.from_numpy(ref)[None], maps_allowed(expl.raw, (32, 32), pgc=True), "maps")
 
 
-@pytest.mark.parametrize("method", ac.integrated.METHODS)
+@pytest.mark.parametrize("method", ac.methods.integrated.RULES)
 @pytest.mark.parametrize("steps", [2, 7, 50])
 def test_quadrature_equals_captum(method, steps):
     from captum.attr._utils.approximation_methods import approximation_parameters
 
     step_sizes, alphas = approximation_parameters(method)
-    weights, nodes = ac.integrated.quadrature(method, steps)
+    weights, nodes = ac.methods.integrated.quadrature(method, steps)
     for ours, theirs in ((weights, step_sizes(steps)), (nodes, alphas(steps))):  # float64 both: rule 2
         expected = torch.tensor(theirs, dtype=torch.float64)
         assert_close(torch.tensor(ours, dtype=torch.float64), expected, FLOAT64 * expected.abs().max())
@@ -141,8 +149,12 @@ def test_integrated_gradients_of_reconstruction_error_add_up():
         with torch.no_grad():
             change = (((model(x) - x)[..., 8:24, 8:24] ** 2).sum() - at_baseline).view(1)
         magnitude = expl.raw.double().abs().sum()  # the float32 attributions: one rounding each
-        assert_close(expl.raw.double().sum().view(1), change, rounded(change, leading=1) + U32 * magnitude,
-                     f"sum of attributions, {steps} steps")
+        assert_close(
+            expl.raw.double().sum().view(1),
+            change,
+            rounded(change, leading=1) + U32 * magnitude,
+            f"sum of attributions, {steps} steps",
+        )
         assert abs(float(expl.delta[0, 0])) <= FLOAT64 * float(magnitude)  # computed in float64, then rounded
 
 
@@ -157,7 +169,11 @@ def test_occlusion_equals_captum_class(resnet64, window, stride, captum_window, 
     occlusion = captum_attr.Occlusion(resnet64)
     for k, target in enumerate(([2, 5], 1)):
         ref = occlusion.attribute(
-            x, sliding_window_shapes=captum_window, strides=captum_stride, baselines=baseline, target=target,
+            x,
+            sliding_window_shapes=captum_window,
+            strides=captum_stride,
+            baselines=baseline,
+            target=target,
             perturbations_per_eval=16,
         )
         assert_close(expl.raw[:, k], ref, rounded(ref, leading=1), f"target {target}")
@@ -189,8 +205,14 @@ def test_k_targets_in_one_call_equal_k_single_calls(autoencoder, make):
     autoencoder = autoencoder.double()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
     weights = _box_mask((32, 32), BOX) * 0.5
-    targets = [ac.Area(box=BOX), ac.Pixel(20, 12, channel=0), ac.Segment(1), ac.Area(mask=weights),
-               ac.ReconstructionError(box=BOX), ac.Latent(1)]
+    targets = [
+        ac.Area(box=BOX),
+        ac.Pixel(20, 12, channel=0),
+        ac.Segment(1),
+        ac.Area(mask=weights),
+        ac.ReconstructionError(box=BOX),
+        ac.Latent(1),
+    ]
     explainer = make(autoencoder)
     together = explainer(x, targets)
     assert together.raw.shape[:2] == (2, len(targets))
@@ -223,7 +245,7 @@ def test_eigen_cam_sign_correction_keeps_the_larger_side_positive(resnet, images
             resnet(images)
     finally:
         handle.remove()
-    projection = ac.cam_free.eigen_projection(captured[0])
+    projection = ac.methods.eigen.eigen_projection(captured[0])
     flip = projection.flatten(1).amin(1).abs() > projection.flatten(1).amax(1).abs()
     for b in range(images.shape[0]):
         expected = torch.relu(-projection[b] if flip[b] else projection[b])
@@ -269,17 +291,17 @@ def test_bad_input_gives_clear_errors(resnet, images):
         ac.EigenCAM(one_channel.eval(), "1")(torch.rand(1, 3, 8, 8), ac.Class(0))
 
 
-
-
-
-
 @pytest.mark.parametrize("method", [ac.ScoreCAM, ac.AblationCAM, ac.EigenCAM, ac.XGradCAM])
 def test_channels_last_layer_equals_the_same_layer_channels_first(method):
     # Ablation-CAM zeroes the channel in the layer's own layout; the others read it as (B, C, h, w)
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), ChannelsLast(), ChannelsFirst(), nn.Conv2d(6, 4, 3, padding=1)
-    ).eval().double()
+    model = (
+        nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), ChannelsLast(), ChannelsFirst(), nn.Conv2d(6, 4, 3, padding=1)
+        )
+        .eval()
+        .double()
+    )
     x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
     targets = [ac.Area(box=(2, 2, 8, 8), channel=1), ac.Pixel(5, 5)]
     first = method(model, "1")(x, targets)

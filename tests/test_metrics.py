@@ -71,8 +71,12 @@ def test_deletion_and_insertion_of_a_linear_model_follow_the_closed_form(linear,
     removed = torch.round(torch.arange(steps + 1) * 36 / steps).long()
     total = contributions.flatten(2).sum(2, keepdim=True)
     top = kept[..., removed]
-    for got, expected in ((deleted.scores, total - top), (deleted.curves, 1 - top / total),
-                          (inserted.scores, top), (inserted.curves, top / total)):
+    for got, expected in (
+        (deleted.scores, total - top),
+        (deleted.curves, 1 - top / total),
+        (inserted.scores, top),
+        (inserted.curves, top / total),
+    ):
         assert_close(got, expected, rounded(expected), "curve")
     expected_auc = torch.trapezoid(kept[..., removed] / total, dx=1 / steps, dim=2)
     assert_close(inserted.auc, expected_auc, rounded(expected_auc, leading=2), "AUC")
@@ -239,7 +243,12 @@ def test_curves_plot_is_a_figure_with_one_panel_per_target(linear, tmp_path):
     evaluation = metrics.evaluate(model, x, [ac.Class(0), ac.Class(1)], contributions, steps=4, baseline="zero")
     assert len(evaluation.plot().axes) == 4  # deletion and insertion rows, one column per target
     assert set(evaluation.means()) == {
-        "deletion_auc", "deletion_random_auc", "insertion_auc", "insertion_random_auc", "sparseness", "entropy"
+        "deletion_auc",
+        "deletion_random_auc",
+        "insertion_auc",
+        "insertion_random_auc",
+        "sparseness",
+        "entropy",
     }
     assert_identical(evaluation.values["deletion_auc"], curves.auc)
 
@@ -306,8 +315,9 @@ def test_a_curve_whose_ends_nearly_agree_is_undefined_everywhere_it_is_reported(
     assert not curves.defined.any() and curves.auc.eq(0).all() and curves.curves.eq(0).all()
     summary = curves.summary()
     assert summary["auc"] is None and summary["auc_per_target"] == [None] and summary["undefined"] == 1
-    evaluation = metrics.evaluate(model, x, ac.Class(0), maps, metrics=["deletion", "insertion"], steps=4,
-                                  baseline="zero")
+    evaluation = metrics.evaluate(
+        model, x, ac.Class(0), maps, metrics=["deletion", "insertion"], steps=4, baseline="zero"
+    )
     report = evaluation.to_dict()
     assert report["means"]["deletion_auc"] is None and report["per_sample"]["deletion_auc"] == [[None]]
     assert report["means"]["insertion_random_auc"] is None
@@ -341,8 +351,7 @@ def test_defined_auc_lies_in_its_documented_range():
         x = torch.rand(4, 1, 6, 6, generator=generator, dtype=torch.float64)
         maps = torch.rand(4, 3, 6, 6, generator=generator)
         for curve in (metrics.deletion, metrics.insertion):
-            result = curve(model, x, [ac.Class(k) for k in range(3)], maps, steps=6, baseline="zero",
-                           random_state=seed)
+            result = curve(model, x, [ac.Class(k) for k in range(3)], maps, steps=6, baseline="zero", random_state=seed)
             for values in (result.curves, result.random_curves, result.auc[..., None], result.random_auc[..., None]):
                 inside = values[result.defined]
                 assert ((inside >= low) & (inside <= high)).all()

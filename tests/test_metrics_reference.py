@@ -36,9 +36,13 @@ class Float64(nn.Module):
 @pytest.fixture(scope="module")
 def classifier() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(
-        Float64(), nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 4)
-    ).eval().double()
+    return (
+        nn.Sequential(
+            Float64(), nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 4)
+        )
+        .eval()
+        .double()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,10 +166,13 @@ def test_sparseness_and_entropy_equal_quantus():
         (ac.metrics.sparseness, quantus.Sparseness(disable_warnings=True)),
         (ac.metrics.entropy, quantus.Complexity(disable_warnings=True)),
     ]:
-        expected = torch.from_numpy(np.stack(
-            # a copy: Quantus adds 1e-7 to a_batch in place
-            [reference.evaluate_batch(x_batch=x, a_batch=maps[:, k].numpy().copy()) for k in range(2)], axis=1,
-        ))
+        expected = torch.from_numpy(
+            np.stack(
+                # a copy: Quantus adds 1e-7 to a_batch in place
+                [reference.evaluate_batch(x_batch=x, a_batch=maps[:, k].numpy().copy()) for k in range(2)],
+                axis=1,
+            )
+        )
         assert_close(ours(maps), expected, rounded(expected, leading=2), ours.__name__)
 
 

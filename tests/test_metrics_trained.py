@@ -73,7 +73,7 @@ def test_a_real_map_beats_its_flip_and_a_random_map(trained):
             candidate,
             masks=masks,
             steps=8,
-            metrics=["deletion", "insertion", "road", *metrics.evaluation.LOCALISATION],
+            metrics=["deletion", "insertion", "road", *metrics.catalog.names(needs_masks=True)],
             percentiles=(30, 70),
         )
         scores[name] = evaluation.means()

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from _numerics import assert_close, rounded
 from torch import nn
 
-import models
+from areacam import models
 
 # Small configurations: every test here runs in milliseconds to a second.
 SMALL = {
@@ -55,13 +55,22 @@ def batch(name: str, seed: int = 1) -> torch.Tensor:
 
 def test_names_are_the_registered_models():
     assert models.names() == [
-        "classifier", "cvae", "dvae", "fcn", "linear_vae", "signal_ae", "unet", "unet3d", "vae", "vaegan"
+        "classifier",
+        "cvae",
+        "dvae",
+        "fcn",
+        "linear_vae",
+        "signal_ae",
+        "unet",
+        "unet3d",
+        "vae",
+        "vaegan",
     ]
     assert set(models.TASKS) == set(models.names())
 
 
 def test_unknown_model_lists_valid_names():
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="unknown model") as err:
         models.create("vea")
     msg = str(err.value)
     assert "'vea'" in msg and "did you mean 'vae'" in msg
@@ -77,7 +86,7 @@ def test_unknown_model_lists_valid_names():
     ],
 )
 def test_unknown_backbone_or_head_lists_valid_names(kwargs, words):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="unknown") as err:
         models.create("fcn", **kwargs)
     for word in words:
         assert word in str(err.value)
@@ -114,7 +123,7 @@ def test_classifier_forward_contract():
 
 def test_classifier_wrong_input_size_names_expected_and_actual():
     model = make("classifier")  # built for 32x32
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="was built for inputs") as err:
         model(torch.rand(1, 3, 64, 64))
     msg = str(err.value)
     assert "(B, 3, 32, 32)" in msg and "(1, 3, 64, 64)" in msg

@@ -14,7 +14,7 @@ import pytest
 
 from areacam.app.demo.common import Figure
 from areacam.app.demo.report import write_report
-from areacam.viz import panel_grid
+from areacam.viz.images import panel_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")

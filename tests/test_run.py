@@ -21,7 +21,7 @@ import areacam as ac
 from areacam.app.cli import main
 from areacam.app.run import run
 from areacam.data import shapes
-from areacam.store import open_run
+from areacam.runs import open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,10 +86,27 @@ def noise():
 '''
 
 N = 240  # generated images
-ARGS = ["--size", "16", "16", "--method", "layercam", "--layer", "relu2",
-        "--target", "segment:label", "area:mask:label", "area:0,0,8,8:1",
-        "--metrics", "pointing-game", "relevance-mass",
-        "--chunk-size", "16", "--batch-size", "8", "--no-progress"]
+ARGS = [
+    "--size",
+    "16",
+    "16",
+    "--method",
+    "layercam",
+    "--layer",
+    "relu2",
+    "--target",
+    "segment:label",
+    "area:mask:label",
+    "area:0,0,8,8:1",
+    "--metrics",
+    "pointing-game",
+    "relevance-mass",
+    "--chunk-size",
+    "16",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
 
 
 def _env() -> dict:
@@ -127,8 +144,9 @@ def single(dataset) -> Path:
 
 
 def _cli(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "areacam", *args], env=env or _env(), capture_output=True,
-                          text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "areacam", *args], env=env or _env(), capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def _assert_same(a: Path, b: Path) -> None:
@@ -169,17 +187,28 @@ def test_store_holds_the_explainers_maps(dataset, single):
     model = tinyseg.build().eval()
     rows = [0, 1, 100, N - 2]
     root = dataset["root"]
-    x = torch.stack([torch.from_numpy(cv2.imread(str(root / "images" / i))[..., ::-1].copy()).permute(2, 0, 1)
-                     for i in (result.ids[r] for r in rows)]).float() / 255
-    masks = torch.stack([torch.from_numpy(cv2.imread(str(root / "masks" / i), cv2.IMREAD_UNCHANGED).astype(np.int64))
-                         for i in (result.ids[r] for r in rows)])
+    x = (
+        torch.stack(
+            [
+                torch.from_numpy(cv2.imread(str(root / "images" / i))[..., ::-1].copy()).permute(2, 0, 1)
+                for i in (result.ids[r] for r in rows)
+            ]
+        ).float()
+        / 255
+    )
+    masks = torch.stack(
+        [
+            torch.from_numpy(cv2.imread(str(root / "masks" / i), cv2.IMREAD_UNCHANGED).astype(np.int64))
+            for i in (result.ids[r] for r in rows)
+        ]
+    )
     labels = masks.flatten(1).max(1).values
     expected = []
     for b in range(len(rows)):
         label = int(labels[b])
         region = (masks[b] > 0).float()
         targets = [ac.Segment(label), ac.Area(mask=region, channel=label), ac.Area(box=(0, 0, 8, 8), channel=1)]
-        expected.append(ac.LayerCAM(model, "relu2")(x[b:b + 1], targets))
+        expected.append(ac.LayerCAM(model, "relu2")(x[b : b + 1], targets))
     maps = torch.cat([e.maps for e in expected])
     allowed = torch.cat([maps_allowed(e.raw, (16, 16)) for e in expected])  # float64 in other batches (rule 2)
     assert_close(torch.from_numpy(result.maps[rows]), maps, allowed, "stored maps")
@@ -205,9 +234,26 @@ def test_torchrun_two_processes_equal_one(dataset, single):
     out = dataset["root"] / "two"
     env = _env()
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "areacam", "run",
-         *dataset["args"], "--float16", "--workers", "1", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "areacam",
+            "run",
+            *dataset["args"],
+            "--float16",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 processes" in proc.stdout
@@ -227,8 +273,9 @@ def test_sigkill_then_resume_gives_the_same_store(dataset, single, capsys):
     out = dataset["root"] / "killed"
     args = ["run", *dataset["args"], "--workers", "0", "--out", str(out)]
     slow = {**_env(), "TINYSEG_SLEEP": "0.05"}
-    proc = subprocess.Popen([sys.executable, "-m", "areacam", *args], env=slow, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "areacam", *args], env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 120
         while len(list((out / "manifest").glob("chunk-*.json"))) < 2 and time.time() < deadline:
@@ -290,21 +337,31 @@ def test_memory_stays_flat_over_2000_samples(dataset, tmp_path, monkeypatch):
     """2,000 samples of 32x32, 4 maps each (32 MB of float32 maps): RSS at the 40th chunk commit equals the 10th's."""
     import psutil
 
-    from areacam import store
+    from areacam.app.run import chunks
 
     process = psutil.Process()
     rss: list[int] = []
-    commit = store.commit_chunk
+    commit = chunks.commit_chunk
 
     def measured(*args, **kwargs):
         rss.append(process.memory_info().rss)
         return commit(*args, **kwargs)
 
-    monkeypatch.setattr(store, "commit_chunk", measured)
+    monkeypatch.setattr(chunks, "commit_chunk", measured)
     monkeypatch.syspath_prepend(str(dataset["root"]))
-    summary = run("tinyseg:build", "tinyseg:noise", ["gradcam", "layercam"], ["area:mask", "segment:1"],
-                  tmp_path / "big", layer="relu2", chunk_size=50, batch_size=25, workers=0, progress=False,
-                  max_memory="500KB")  # 1 target per explainer call: the K-splitting path runs too
+    summary = run(
+        "tinyseg:build",
+        "tinyseg:noise",
+        ["gradcam", "layercam"],
+        ["area:mask", "segment:1"],
+        tmp_path / "big",
+        layer="relu2",
+        chunk_size=50,
+        batch_size=25,
+        workers=0,
+        progress=False,
+        max_memory="500KB",
+    )  # 1 target per explainer call: the K-splitting path runs too
     assert summary["explained"] == 2000
     assert len(rss) == 40
     growth = max(rss[10:]) - rss[10]
@@ -324,39 +381,12 @@ def test_import_areacam_needs_no_run_extra():
 
 
 def test_table_falls_back_to_csv_without_pyarrow(tmp_path, monkeypatch):
-    from areacam.store import write_table
+    from areacam.runs.writer import write_table
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     rows = [{"id": "a.png", "index": 0, "score_0": 1.5}, {"id": "b.png", "index": 1, "error": "b.png: unreadable"}]
     assert write_table(tmp_path, rows) == "table.csv"
     assert (tmp_path / "table.csv").read_text().splitlines() == ["id,index,score_0", "a.png,0,1.5"]
-
-
-def test_sample_segment_equals_segment_per_sample():
-    """segment:label / area:mask:label score each sample as Segment(its class) / Area(its mask, its class),
-    and bind() (used by LIME and SmoothGrad) keeps each sample's class and frozen pixels."""
-    from areacam.app.sample_targets import SampleSegment
-
-    torch.manual_seed(0)
-    out = torch.randn(3, 4, 8, 8)
-    x = torch.zeros(3, 3, 8, 8)
-    classes = torch.tensor([1, 3, 0])
-    expected = torch.stack([ac.Segment(int(c))(out[i:i + 1], x[i:i + 1])[0] for i, c in enumerate(classes)])
-    # Each score sums up to 64 logits: the two implementations sum them in other orders (rule 3).
-    bound = reduction(64) * out.abs().flatten(2).sum(2)[torch.arange(3), classes]
-    assert_close(SampleSegment(classes)(out, x), expected, bound, "segment:label")
-    masks = torch.rand(3, 8, 8) > 0.5
-    region = SampleSegment(classes, masks.float())(out, x)
-    by_area = [ac.Area(mask=masks[i].float(), channel=int(c))(out[i:i + 1], x[i:i + 1])[0]
-               for i, c in enumerate(classes)]
-    assert_close(region, torch.stack(by_area), bound, "area:mask:label")
-    copies = SampleSegment(classes).bind(1, out)  # a batch of perturbations of sample 1, pixels frozen at `out`
-    new = torch.randn(5, 4, 8, 8)
-    frozen = (out[1].argmax(0) == 3).float()
-    terms = (new[:, 3] * frozen).flatten(1)
-    assert_close(copies(new, torch.zeros(5, 3, 8, 8)), terms.sum(1), reduction(64) * terms.abs().sum(1), "bound")
-    rows = SampleSegment(classes).bind([2, 0, 2])
-    assert_close(rows(out[[2, 0, 2]], x), expected[[2, 0, 2]], bound[[2, 0, 2]], "bound rows")
 
 
 def test_report_pages_the_worst_and_best(dataset, single):

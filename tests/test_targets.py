@@ -180,3 +180,32 @@ def test_bind_rejects_bad_samples():
         ac.Class().bind("0")
     with pytest.raises(IndexError, match="sample 5 is out of range"):
         ac.Class([0, 1]).bind([5])
+
+
+def test_per_sample_classes_equal_one_target_per_sample():
+    """Segment([c_0, ..., c_B-1]) and Area(mask, channel=[...]) (the run's segment:label, area:mask:label) score
+    each sample as Segment(c_b) / Area(mask_b, channel=c_b); bind() (LIME, SmoothGrad, the metrics) keeps each
+    sample's class and freezes the predicted pixels."""
+    torch.manual_seed(0)
+    out = torch.randn(3, 4, 8, 8)
+    x = torch.zeros(3, 3, 8, 8)
+    classes = [1, 3, 0]
+    expected = torch.cat([ac.Segment(c)(out[i : i + 1], x[i : i + 1]) for i, c in enumerate(classes)])
+    assert_identical(ac.Segment(classes)(out, x), expected)  # the same sums of the same logits
+    masks = torch.rand(3, 8, 8) > 0.5
+    region = ac.Area(mask=masks.float(), channel=classes)(out, x)
+    by_area = torch.cat(
+        [ac.Area(mask=masks[i].float(), channel=c)(out[i : i + 1], x[i : i + 1]) for i, c in enumerate(classes)]
+    )
+    assert_identical(region, by_area)
+    copies = ac.Segment(classes).bind(1, out)  # a batch of perturbations of sample 1, pixels frozen at `out`
+    assert copies.cls == 3
+    new = torch.randn(5, 4, 8, 8)
+    frozen = (out[1].argmax(0) == 3).float()
+    terms = (new[:, 3] * frozen).flatten(1)  # 64 logits summed in another layout (rule 3)
+    assert_close(copies(new, torch.zeros(5, 3, 8, 8)), terms.sum(1), reduction(64) * terms.abs().sum(1), "bound")
+    rows = ac.Segment(classes).bind([2, 0, 2])
+    assert rows.cls == (0, 1, 0)
+    assert_identical(rows(out[[2, 0, 2]], x), expected[[2, 0, 2]])
+    with pytest.raises(ValueError, match="3 classes for a batch of 2"):
+        ac.Segment(classes)(out[:2], x[:2])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import models
-from models import train as T
+from areacam import models
+from areacam.models import train as T
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(epochs=1, n_train=24, n_test=8, batch_size=8, progress=False)
@@ -62,7 +62,7 @@ def test_outputs_checkpoints_and_metrics_json(tmp_path):
     model = models.load(tmp_path / "epoch_002.pt")
     d = T.load_data("digits", 32, 24, 8)
     reported = {k: metrics["final"][k] for k in ("test_mse", "baseline_mse", "test_kl")}
-    assert T.evaluate(model, "generative", d) == reported
+    assert T.held_out_scores(model, "generative", d) == reported
     ckpt = models.load_checkpoint(tmp_path / "epoch_001.pt")
     assert ckpt["extra"]["epoch"] == 1 and ckpt["extra"]["metrics"] == metrics["history"][0]
 
@@ -118,8 +118,12 @@ def test_segmentation_scores_on_a_hand_made_confusion_matrix():
     conf = torch.tensor([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
     s = T.segmentation_scores(conf)
     # ratios of small integers, each rounded once to float32 and again in a mean of two (rule 2)
-    for got, exact in ((s["pixel_accuracy"], 11 / 14), (s["mean_pixel_accuracy"], (8 / 10 + 3 / 4) / 2),
-                       (s["mean_iou"], (8 / 11 + 3 / 6) / 2), *zip(s["class_iou"], [8 / 11, 3 / 6, 0.0])):
+    for got, exact in (
+        (s["pixel_accuracy"], 11 / 14),
+        (s["mean_pixel_accuracy"], (8 / 10 + 3 / 4) / 2),
+        (s["mean_iou"], (8 / 11 + 3 / 6) / 2),
+        *zip(s["class_iou"], [8 / 11, 3 / 6, 0.0]),
+    ):
         assert abs(got - exact) <= 4 * 2**-24 * exact, (got, exact)  # class 2 absent: skipped in the means
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import areacam as ac
-from areacam.explanation import normalize_maps
-from areacam.viz import draw_box, save_png, to_rgb
+from areacam.core.explanation import normalize_maps
+from areacam.viz.images import draw_box, save_png, to_rgb
 
 
 def test_overlay_blends_opencv_jet():
@@ -85,7 +85,11 @@ def test_region_figure_and_box(tmp_path):
     assert boxed[2, 3].tolist() == [255, 0, 0] and boxed[5, 6].tolist() == [255, 0, 0]
     assert boxed[4, 4].tolist() == [0, 0, 0] and image.max() == 0
     ac.region_figure(
-        torch.rand(3, 16, 16), torch.rand(3, 16, 16), (2, 2, 8, 8), torch.randn(3, 16, 16), torch.rand(16, 16),
+        torch.rand(3, 16, 16),
+        torch.rand(3, 16, 16),
+        (2, 2, 8, 8),
+        torch.randn(3, 16, 16),
+        torch.rand(16, 16),
         path=tmp_path / "region.png",
     )
     assert cv2.imread(str(tmp_path / "region.png")).std() > 10

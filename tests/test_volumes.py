@@ -24,10 +24,19 @@ def classifier(dims: int, dtype: torch.dtype = torch.float64) -> nn.Module:
     by default, so that captum gives float64 references (tests/README.md, rule 2)."""
     torch.manual_seed(0)
     conv = CONV[dims]
-    return nn.Sequential(
-        conv(2, 6, 3, padding=1), nn.ReLU(), conv(6, 8, 3, padding=1), nn.ReLU(), POOL[dims](1), nn.Flatten(),
-        nn.Linear(8, 5),
-    ).eval().to(dtype)
+    return (
+        nn.Sequential(
+            conv(2, 6, 3, padding=1),
+            nn.ReLU(),
+            conv(6, 8, 3, padding=1),
+            nn.ReLU(),
+            POOL[dims](1),
+            nn.Flatten(),
+            nn.Linear(8, 5),
+        )
+        .eval()
+        .to(dtype)
+    )
 
 
 def dense(dims: int, dtype: torch.dtype = torch.float64) -> nn.Module:
@@ -44,8 +53,6 @@ def inputs(dims: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
 
 def _check_raw(raw: torch.Tensor, ref: torch.Tensor, what: str) -> None:
     assert_close(raw, ref, rounded(ref, leading=1), what)
-
-
 
 
 @pytest.mark.parametrize("dims", [1, 3])
@@ -75,7 +82,7 @@ def test_gradients_equal_captum_for_classes_and_regions(dims, ours, theirs):
     for k, cls in enumerate((0, 3)):
         _check_raw(expl.raw[:, k], method.attribute(x, target=cls, **kwargs), f"Class({cls})")
     net = dense(dims)
-    expl = ours(net)(x, [ac.Area(box=BOXES[dims], channel=1), ac.Pixel(*(v + 1 for v in BOXES[dims][: dims]))])
+    expl = ours(net)(x, [ac.Area(box=BOXES[dims], channel=1), ac.Pixel(*(v + 1 for v in BOXES[dims][:dims]))])
     method = getattr(captum_attr, theirs)(RegionSum(net, BOXES[dims], 1))
     _check_raw(expl.raw[:, 0], method.attribute(x, **kwargs), "Area")
     assert expl.raw.shape == (2, 2, 2, *x.shape[2:])
@@ -91,8 +98,14 @@ def _normalized(maps: torch.Tensor) -> torch.Tensor:
 
 def test_maps_upsample_trilinear_and_linear():
     for dims, mode in ((1, "linear"), (3, "trilinear")):
-        model = nn.Sequential(CONV[dims](2, 4, 3, padding=1), nn.ReLU(), CONV[dims](4, 4, 3, stride=2), nn.ReLU(),
-                              nn.Flatten(), nn.LazyLinear(3)).eval()
+        model = nn.Sequential(
+            CONV[dims](2, 4, 3, padding=1),
+            nn.ReLU(),
+            CONV[dims](4, 4, 3, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.LazyLinear(3),
+        ).eval()
         x = inputs(dims, torch.float32)
         model(x)  # materialise the lazy layer
         expl = ac.LayerCAM(model, "3")(x, [ac.Class(0), ac.Class(1), ac.Class(2)])
@@ -204,11 +217,21 @@ def test_clear_errors_for_inputs_that_do_not_fit():
 
 def test_small_signal_autoencoder_explains_the_anomaly_window(tmp_path):
     """Trained on clean signals only, its reconstruction error over each anomaly window is explained inside it."""
-    import models
-    from models.train import load_data, train
+    from areacam import models
+    from areacam.models.train import load_data, train
 
-    metrics = train("signal_ae", "signals", epochs=6, n_train=300, n_test=60, size=256, out=tmp_path,
-                    progress=False, threads=1, model_kwargs=dict(width=8))
+    metrics = train(
+        "signal_ae",
+        "signals",
+        epochs=6,
+        n_train=300,
+        n_test=60,
+        size=256,
+        out=tmp_path,
+        progress=False,
+        threads=1,
+        model_kwargs=dict(width=8),
+    )
     assert metrics["final"]["mse_inside_anomaly"] > 3 * metrics["final"]["mse_outside_anomaly"]
     net = models.load(tmp_path / "epoch_006.pt")
     d = load_data("signals", 256, 300, 60)
@@ -249,8 +272,9 @@ def test_volume_figure_slices_through_the_region_centroid(tmp_path):
 def test_signal_figure_band_region_and_reconstruction(tmp_path):
     signal = torch.sin(torch.arange(64.0) / 4)[None]
     heat = torch.linspace(0, 1, 64)
-    fig = ac.signal_figure(signal, heat, ac.ReconstructionError(box=(10, 20)), recon=signal * 0.9,
-                           path=tmp_path / "s.png")
+    fig = ac.signal_figure(
+        signal, heat, ac.ReconstructionError(box=(10, 20)), recon=signal * 0.9, path=tmp_path / "s.png"
+    )
     line, band, right = fig.axes
     np.testing.assert_array_equal(band.images[0].get_array()[0], heat.numpy())  # drawn as given
     np.testing.assert_array_equal(line.lines[0].get_ydata(), signal[0].numpy())

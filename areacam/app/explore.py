@@ -1,15 +1,16 @@
-"""``areacam explore``: write the region explorer page (areacam.explorer) of one image of a model."""
+"""``areacam explore``: write the region explorer page (:func:`areacam.explorer`) of one image of a model."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from ..explorer import explorer
-from ..field import FieldUnavailable
-from .loading import InputError, default_size, input_channels, load_model, read_images
+from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images
+from areacam.inspect.explorer import explorer
+from areacam.methods.field import FieldUnavailable
 
-__all__ = ["add_explore_parser", "run_explore"]
+__all__ = ["add_parser", "run_explore"]
 
 EXAMPLE = """examples:
   areacam explore --model unet --weights demo_out/checkpoints/unet/epoch_008.pt --image shapes.png \\
@@ -18,7 +19,7 @@ EXAMPLE = """examples:
 """
 
 
-def add_explore_parser(sub: argparse._SubParsersAction, model_args) -> None:
+def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """The ``explore`` subcommand; ``model_args`` adds ``--model/--weights/--size``."""
     explore = sub.add_parser(
         "explore",
@@ -34,11 +35,15 @@ def add_explore_parser(sub: argparse._SubParsersAction, model_args) -> None:
     explore.add_argument("--image", required=True, metavar="PATH", help="one image file (PNG, JPEG...)")
     explore.add_argument("--layer", required=True, metavar="NAME", help="layer (see 'areacam layers')")
     explore.add_argument("--output", metavar="KEY", help="part of a structured model output (index or key)")
-    explore.add_argument("--show", choices=("image", "argmax"),
-                         help="draw the output as an image (reconstruction) or by its argmax classes")
+    explore.add_argument(
+        "--show",
+        choices=("image", "argmax"),
+        help="draw the output as an image (reconstruction) or by its argmax classes",
+    )
     explore.add_argument("--class-names", nargs="+", metavar="NAME", help="one name per output channel")
-    explore.add_argument("--out", default="areacam_explorer.html", metavar="HTML",
-                         help="page to write (default: areacam_explorer.html)")
+    explore.add_argument(
+        "--out", default="areacam_explorer.html", metavar="HTML", help="page to write (default: areacam_explorer.html)"
+    )
 
 
 def run_explore(args: argparse.Namespace) -> int:

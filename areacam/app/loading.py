@@ -12,16 +12,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from areacam import models
+from areacam._util.errors import one_line
+
 __all__ = [
+    "USER_ERRORS",
     "InputError",
     "conform_image",
     "default_size",
+    "forward_error",
     "import_factory",
     "input_channels",
     "load_model",
+    "positive",
     "read_array",
     "read_image",
     "read_images",
+    "read_masks",
 ]
 
 
@@ -29,12 +36,13 @@ class InputError(ValueError):
     """Bad command-line input (model, weights, image); the message is one line."""
 
 
-def _registry():
-    try:
-        import models
-    except ImportError:
-        return None
-    return models if hasattr(models, "create") else None
+#: Errors that are the user's input (InputError and SpecError are ValueErrors): one line, exit status 2.
+USER_ERRORS = (ValueError, TypeError, IndexError, KeyError, FileNotFoundError, ImportError)
+
+
+def forward_error(err: Exception, x: torch.Tensor) -> InputError:
+    """The one-line error of a model that failed on the batch ``x``."""
+    return InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}")
 
 
 def import_factory(spec: str) -> object:
@@ -88,10 +96,8 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
     """
     if weights is not None and not Path(weights).is_file():
         raise InputError(f"--weights {weights!r}: no such file")
-    registry = _registry()
+    registry = models
     if ":" not in spec:
-        if registry is None:
-            raise InputError(f"--model {spec!r}: the reference models package 'models' is not importable")
         if spec not in registry.names():
             raise InputError(
                 f"--model {spec!r}: not a registry name ({', '.join(registry.names())}) nor MODULE:FACTORY"
@@ -183,7 +189,7 @@ def read_array(path: str) -> np.ndarray:
     return img
 
 
-def conform_image(img: np.ndarray, path: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+def conform_image(img: np.ndarray, path: str, size: tuple[int, ...] | None, channels: int) -> np.ndarray:
     """An ``(H, W[, C])`` array as ``(channels, H, W)`` float32 in ``[0, 1]``, resized to ``size`` if given."""
     import cv2
 
@@ -205,12 +211,12 @@ def conform_image(img: np.ndarray, path: str, size: tuple[int, int] | None, chan
     return np.ascontiguousarray(np.clip(img, 0, 1).transpose(2, 0, 1), dtype=np.float32)
 
 
-def read_image(path: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+def read_image(path: str, size: tuple[int, ...] | None, channels: int) -> np.ndarray:
     """One image as ``(channels, H, W)`` float32 in ``[0, 1]``, resized to ``size`` if given."""
     return conform_image(read_array(path), path, size, channels)
 
 
-def read_images(paths: list[str], size: tuple[int, int] | None, channels: int) -> torch.Tensor:
+def read_images(paths: list[str], size: tuple[int, ...] | None, channels: int) -> torch.Tensor:
     """``(B, channels, H, W)`` float32 batch; without ``size`` all images take the first one's size."""
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise InputError(f"--size must be two positive ints H W, got {size}")
@@ -221,3 +227,36 @@ def read_images(paths: list[str], size: tuple[int, int] | None, channels: int) -
             size = tuple(img.shape[1:])
         images.append(img)
     return torch.from_numpy(np.stack(images))
+
+
+def read_masks(paths: list[str], images: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """``(B, H, W)`` bool masks from image files (non-zero = inside), one per image, resized to ``size``."""
+    import cv2
+
+    if len(paths) != len(images):
+        raise InputError(f"--mask takes one file per --image: got {len(paths)} masks for {len(images)} images")
+    masks = []
+    for path, image in zip(paths, images):
+        if not Path(path).is_file():
+            raise InputError(f"--mask {path!r}: no such file")
+        mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if mask is None or mask.size == 0:
+            raise InputError(f"--mask {path!r}: not a readable image (PNG, BMP, TIFF...)")
+        mask = mask.reshape(mask.shape[0], mask.shape[1], -1).max(axis=2) if mask.ndim == 3 else mask
+        if tuple(mask.shape) != tuple(size):
+            mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        region = mask > 0
+        if not region.any():
+            raise InputError(
+                f"--mask {path!r} (for {image!r}) is empty at size {tuple(size)}: a mask needs "
+                "at least one non-zero pixel"
+            )
+        masks.append(torch.from_numpy(np.ascontiguousarray(region)))
+    return torch.stack(masks)
+
+
+def positive(value: int, flag: str) -> int:
+    """``value`` of the command-line ``flag`` when it is >= 1 (``InputError`` otherwise)."""
+    if value < 1:
+        raise InputError(f"{flag} must be >= 1, got {value}")
+    return value

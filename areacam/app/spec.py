@@ -1,4 +1,5 @@
-"""Parsing the command line's target SPECs and method names into areacam objects.
+"""Parsing the command line's target SPECs into targets, and its method names into the registered methods
+(:mod:`areacam.methods.registry`).
 
 SPEC grammar (one target per SPEC)::
 
@@ -13,22 +14,17 @@ SPEC grammar (one target per SPEC)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import nn
 
-from ..targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target, check_box
+from areacam._util.checks import check_box
+from areacam._util.errors import one_line
+from areacam.layers.find import resolve_layer
+from areacam.methods import registry
+from areacam.methods.registry import Method
+from areacam.targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target
 
-__all__ = [
-    "METHODS",
-    "SPEC_HELP",
-    "Method",
-    "SpecError",
-    "get_method",
-    "make_explainer",
-    "parse_target",
-    "parse_targets",
-]
+__all__ = ["SPEC_HELP", "SpecError", "get_method", "make_explainer", "method_layer", "parse_target", "parse_targets"]
 
 SPEC_HELP = (
     "class[:INDEX] | area:TOP,LEFT,BOTTOM,RIGHT[:CH] | pixel:Y,X[:CH] | segment:CLS | latent:K | "
@@ -58,7 +54,7 @@ def _int(text: str, what: str, spec: str) -> int:
         raise SpecError(f"bad target {spec!r}: {what} must be an int, got {text!r}") from None
 
 
-def _box(text: str, spec: str) -> tuple[int, int, int, int]:
+def _box(text: str, spec: str) -> tuple[int, ...]:
     try:
         return check_box(_ints(text, 4, "the box TOP,LEFT,BOTTOM,RIGHT", spec))
     except ValueError as error:  # the targets' own box check, reworded for the command line
@@ -110,90 +106,13 @@ def parse_targets(specs: list[str]) -> list[Target]:
     return [parse_target(spec) for spec in specs]
 
 
-Size = tuple[int, ...]
-Builder = Callable[[nn.Module, "nn.Module | None", Size], Callable]
-
-
-@dataclass(frozen=True)
-class Method:
-    """A method the command line offers: its name, whether it needs ``--layer``, and a builder.
-
-    Every builder has one signature: ``build(model, layer, size)`` with ``layer`` the resolved
-    module (``None`` for methods without a layer) and ``size`` the input's spatial size.
-    """
-
-    name: str
-    needs_layer: bool
-    build: Builder
-    help: str
-
-
-def _lime(model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
-    try:
-        from ..lime import Lime
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise SpecError(f"method 'lime' is unavailable: {err}") from None
-    if min(size) < 64:  # quickshift finds too few superpixels on small images
-        segments = max(4, min(50, size[0] * size[1] // 16))
-        return Lime(model, num_samples=300, batch_size=50, random_state=0, segmentation="slic",
-                    segmentation_params={"n_segments": segments}, progress=False)
-    return Lime(model, num_samples=300, batch_size=50, random_state=0, progress=False)
-
-
-def _occlusion(model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
-    from ..perturbation import Occlusion
-
-    window = max(1, min(size) // 8)  # 8 windows across the shorter side, overlapping by half
-    return Occlusion(model, window, max(1, window // 2))
-
-
-def _methods() -> dict[str, Method]:
-    from ..cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-    from ..cam_free import AblationCAM, EigenCAM, ScoreCAM
-    from ..gradients import GuidedBackprop, GuidedGradCAM, InputXGradient, Saliency, SmoothGrad
-    from ..integrated import IntegratedGradients
-
-    def cam(cls: type, **kw: object) -> Builder:
-        return lambda model, layer, size: cls(model, layer, **kw)
-
-    def grad(cls: type, **kw: object) -> Builder:
-        return lambda model, layer, size: cls(model, **kw)
-
-    table = [
-        Method("gradcam", True, cam(GradCAM), "Grad-CAM"),
-        Method("gradcam++", True, cam(GradCAMPlusPlus), "Grad-CAM++"),
-        Method("hirescam", True, cam(HiResCAM), "HiResCAM"),
-        Method("layercam", True, cam(LayerCAM), "LayerCAM"),
-        Method("xgradcam", True, cam(XGradCAM), "XGrad-CAM"),
-        Method("scorecam", True, cam(ScoreCAM), "Score-CAM (a forward pass per layer channel)"),
-        Method("ablationcam", True, cam(AblationCAM), "Ablation-CAM (a forward pass per layer channel)"),
-        Method("eigencam", True, cam(EigenCAM), "Eigen-CAM (the same map for every target)"),
-        Method("guided-gradcam", True, cam(GuidedGradCAM), "guided backprop x Grad-CAM"),
-        Method("saliency", False, grad(Saliency), "input gradient"),
-        Method("guided-backprop", False, grad(GuidedBackprop), "guided backpropagation"),
-        Method("smoothgrad", False, grad(SmoothGrad, num_samples=16, random_state=0), "SmoothGrad (16 samples)"),
-        Method("inputxgradient", False, grad(InputXGradient), "input x gradient"),
-        Method("integrated-gradients", False, grad(IntegratedGradients, batch_size=32),
-               "Integrated Gradients (zero baseline, 50 Gauss-Legendre steps)"),
-        Method("occlusion", False, _occlusion, "Occlusion (window 1/8 of the image, stride half of it)"),
-        Method("lime", False, _lime, "LIME over superpixels (300 samples)"),
-    ]
-    return {m.name: m for m in table}
-
-
-METHODS: dict[str, Method] = _methods()
-
-
 def get_method(name: str) -> Method:
-    """The :class:`Method` called ``name`` (``SpecError`` listing valid names otherwise)."""
-    key = name.lower().replace("_", "-")
-    aliases = {"gradcampp": "gradcam++", "grad-cam": "gradcam", "guided-backpropagation": "guided-backprop",
-               "score-cam": "scorecam", "ablation-cam": "ablationcam", "xgrad-cam": "xgradcam",
-               "eigen-cam": "eigencam", "ig": "integrated-gradients", "integratedgradients": "integrated-gradients"}
-    key = aliases.get(key, key)
-    if key not in METHODS:
-        raise SpecError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
-    return METHODS[key]
+    """The registered :class:`~areacam.methods.registry.Method` called ``name`` (``SpecError`` listing the
+    valid names otherwise)."""
+    try:
+        return registry.get_method(name)
+    except KeyError as err:
+        raise SpecError(one_line(err)) from None
 
 
 def method_layer(method: Method, model: nn.Module, layer: str | None) -> nn.Module | None:
@@ -202,11 +121,9 @@ def method_layer(method: Method, model: nn.Module, layer: str | None) -> nn.Modu
         return None
     if not layer:
         raise SpecError(f"method {method.name!r} needs --layer NAME; list candidates with 'areacam layers --model ...'")
-    from ..layers import resolve_layer
-
     return resolve_layer(model, layer)
 
 
-def make_explainer(method: Method, model: nn.Module, layer: nn.Module | None, size: Size) -> Callable:
+def make_explainer(method: Method, model: nn.Module, layer: nn.Module | None, size: tuple[int, ...]) -> Callable:
     """Build the explainer from the layer :func:`method_layer` resolved and the input's spatial ``size``."""
     return method.build(model, layer, tuple(size))

@@ -8,23 +8,31 @@ ac.metrics.relevance_mass(expl.maps, masks)                     # (B, K) share o
 ac.metrics.randomisation(lambda m: ac.GradCAM(m, "features.block4"), model, x, targets).spearman
 ac.metrics.rank_layers(model, x, targets, method=ac.GradCAM)    # candidate layers, best first
 ```
+
+One module per category (:mod:`~.faithfulness`, :mod:`~.localisation`, :mod:`~.complexity`,
+:mod:`~.similarity`, :mod:`~.randomisation`); a new metric goes into the module of its category with
+``@describe(name, category, higher_is_better=...)`` (:mod:`~.catalog`), which the rankings, the
+evaluation report and the command line read.
 """
 
-from .checks import boxes_to_masks
-from .complexity import entropy, sparseness
-from .evaluation import Evaluation, evaluate
-from .faithfulness import deletion, insertion, removal_ranks, road
-from .imputation import noisy_linear_impute
-from .localisation import iou, pointing_game, relevance_mass, relevance_rank
-from .randomisation import Randomisation, Similarity, random_logit, randomisable_layers, randomisation
-from .ranking import LayerRanking, candidate_layers, rank_layers
-from .result import Curves
-from .similarity import spearman, ssim
+from areacam.metrics.catalog import METRICS, MetricInfo
+from areacam.metrics.complexity import entropy, sparseness
+from areacam.metrics.evaluation import Evaluation, evaluate
+from areacam.metrics.faithfulness import deletion, insertion, removal_ranks, road
+from areacam.metrics.imputation import noisy_linear_impute
+from areacam.metrics.localisation import iou, pointing_game, relevance_mass, relevance_rank
+from areacam.metrics.maps import boxes_to_masks
+from areacam.metrics.randomisation import Randomisation, Similarity, random_logit, randomisable_layers, randomisation
+from areacam.metrics.ranking import LayerRanking, candidate_layers, rank_layers
+from areacam.metrics.result import Curves
+from areacam.metrics.similarity import spearman, ssim
 
 __all__ = [
+    "METRICS",
     "Curves",
     "Evaluation",
     "LayerRanking",
+    "MetricInfo",
     "Randomisation",
     "Similarity",
     "boxes_to_masks",

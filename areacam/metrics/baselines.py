@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .imputation import noisy_linear_impute
+from areacam._util.filters import gaussian_blur
+from areacam.metrics.imputation import noisy_linear_impute
 
-__all__ = ["BASELINES", "blur", "check_baseline", "fill_image"]
+__all__ = ["BASELINES", "blur", "check_removal_baseline", "fill_image"]
 
 #: Named baselines; a float (a constant colour) or a ``(C, H, W)`` / ``(B, C, H, W)`` tensor work too.
 BASELINES = ("blur", "mean", "zero", "noisy_linear")
@@ -22,19 +22,10 @@ def blur(x: Tensor, sigma: float | None = None) -> Tensor:
     ``sigma`` defaults to ``max(H, W) / 32`` pixels (7 px at 224, as the 5 px / 11 px kernel that
     RISE's insertion metric uses), at least 1.
     """
-    sigma = sigma or max(1.0, max(x.shape[-2:]) / 32)
-    radius = max(1, int(3 * sigma))
-    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
-    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).to(x.dtype)
-    batch, channels, height, width = x.shape
-    img = x.reshape(batch * channels, 1, height, width)
-    img = F.conv2d(F.pad(img, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    img = F.conv2d(F.pad(img, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return img.view(batch, channels, height, width)
+    return gaussian_blur(x, sigma or max(1.0, max(x.shape[-2:]) / 32))
 
 
-def check_baseline(baseline: Baseline, x: Tensor) -> None:
+def check_removal_baseline(baseline: Baseline, x: Tensor) -> None:
     """``ValueError``/``TypeError`` for a baseline that is not one of :data:`BASELINES`, a float or a fitting tensor."""
     if isinstance(baseline, str):
         if baseline not in BASELINES:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .checks import MapsLike, as_maps
+from areacam.metrics.catalog import describe
+from areacam.metrics.maps import MapsLike, as_maps
 
 __all__ = ["entropy", "sparseness"]
 
 
+@describe("sparseness", "complexity", higher_is_better=True, layer_ranking=False)
 def sparseness(maps: MapsLike) -> Tensor:
     """Gini index of each map's absolute values: ``(B, K)`` in ``[0, 1)``, higher = sparser.
 
@@ -24,6 +26,7 @@ def sparseness(maps: MapsLike) -> Tensor:
     return gini.float()
 
 
+@describe("entropy", "complexity", higher_is_better=False, layer_ranking=False)
 def entropy(maps: MapsLike) -> Tensor:
     """Shannon entropy (nats) of each map's absolute values taken as a distribution: ``(B, K)``.
 

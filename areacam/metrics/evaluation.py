@@ -11,22 +11,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import Tensor, nn
 
-from ..targets import Target, as_target_list
-from .checks import as_masks, flat_maps, resolve_maps
-from .complexity import entropy, sparseness
-from .faithfulness import MapsOrExplainer, deletion, insertion, road
-from .localisation import iou, pointing_game, relevance_mass, relevance_rank
-from .result import Curves, defined_mean, number, numbers
+from areacam.metrics.catalog import names
+from areacam.metrics.complexity import entropy, sparseness
+from areacam.metrics.faithfulness import MapsOrExplainer, deletion, insertion, road
+from areacam.metrics.localisation import iou, pointing_game, relevance_mass, relevance_rank
+from areacam.metrics.maps import as_masks, flat_maps, resolve_maps
+from areacam.metrics.means import defined_mean, number, numbers
+from areacam.metrics.result import Curves
+from areacam.targets.base import Target, as_target_list
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["FAITHFULNESS", "LOCALISATION", "Evaluation", "evaluate"]
+__all__ = ["DEFAULT", "Evaluation", "evaluate"]
 
-FAITHFULNESS = ("deletion", "insertion", "road")
-LOCALISATION = ("pointing_game", "relevance_mass", "relevance_rank", "iou")
-COMPLEXITY = ("sparseness", "entropy")
-_DEFAULT = ("deletion", "insertion", *COMPLEXITY)
+#: What :func:`evaluate` computes by default (plus every localisation metric when masks are given): the
+#: faithfulness curves without ROAD (the slowest) and the complexity metrics.
+DEFAULT = ("deletion", "insertion", "sparseness", "entropy")
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Evaluation:
 
     def plot(self, path: str | Path | None = None, titles: list[str] | None = None) -> Figure:
         """Deletion and insertion curves (rows) per target (columns), beside the random ranking's."""
-        from .plots import curves_figure
+        from areacam.metrics.plots import curves_figure
 
         if not self.curves:
             raise ValueError("this evaluation has no deletion or insertion curves to plot")
@@ -109,15 +110,16 @@ def evaluate(
     given. ``steps``/``baseline`` are those of the curves, ``percentiles`` of ROAD.
     """
     targets = as_target_list(targets)
-    known = (*FAITHFULNESS, *LOCALISATION, *COMPLEXITY)
+    known = names()
+    localisation = names(needs_masks=True)
     if metrics is None:
-        chosen = list(_DEFAULT) + (list(LOCALISATION) if masks is not None else [])
+        chosen = list(DEFAULT) + (list(localisation) if masks is not None else [])
     else:
         chosen = [metrics] if isinstance(metrics, str) else list(metrics)
         bad = [name for name in chosen if name not in known]
         if bad:
             raise ValueError(f"unknown metric {bad[0]!r}; choose from {list(known)}")
-        if masks is None and any(name in LOCALISATION for name in chosen):
+        if masks is None and any(name in localisation for name in chosen):
             raise ValueError("localisation metrics compare maps with ground truth: pass masks=(B, H, W) bool")
     maps = resolve_maps(maps, x, targets)
     if masks is not None:
@@ -125,24 +127,49 @@ def evaluate(
     values: dict[str, Tensor] = {}
     defined: dict[str, Tensor] = {}
     curves: dict[str, Curves] = {}
-    common = dict(steps=steps, baseline=baseline, batch_size=batch_size, random_state=random_state, progress=progress)
     for name, run in (("deletion", deletion), ("insertion", insertion)):
         if name in chosen:
-            curves[name] = run(model, x, targets, maps, **common)
-            for key, auc in ((f"{name}_auc", curves[name].auc), (f"{name}_random_auc", curves[name].random_auc)):
-                values[key], defined[key] = auc, curves[name].defined
+            curves[name] = found = run(
+                model,
+                x,
+                targets,
+                maps,
+                steps=steps,
+                baseline=baseline,
+                batch_size=batch_size,
+                random_state=random_state,
+                progress=progress,
+            )
+            for key, auc in ((f"{name}_auc", found.auc), (f"{name}_random_auc", found.random_auc)):
+                if auc is not None:
+                    values[key], defined[key] = auc, found.defined
     if "road" in chosen:
-        kw = dict(percentiles=percentiles, random_state=random_state, batch_size=batch_size, progress=progress)
-        most = road(model, x, targets, maps, order="most", **kw).mean(2)
-        least = road(model, x, targets, maps, order="least", **kw).mean(2)
+        most, least = (
+            road(
+                model,
+                x,
+                targets,
+                maps,
+                percentiles=percentiles,
+                order=order,
+                random_state=random_state,
+                batch_size=batch_size,
+                progress=progress,
+            ).mean(2)
+            for order in ("most", "least")
+        )
         values.update(road=(least - most) / 2, road_most=most, road_least=least)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant maps are reported in .degenerate
-        for name, metric in (("pointing_game", pointing_game), ("relevance_mass", relevance_mass),
-                             ("relevance_rank", relevance_rank), ("iou", iou)):
-            if name in chosen:
+        for name, metric in (
+            ("pointing_game", pointing_game),
+            ("relevance_mass", relevance_mass),
+            ("relevance_rank", relevance_rank),
+            ("iou", iou),
+        ):
+            if name in chosen and masks is not None:  # checked above: chosen only with masks
                 values[name] = metric(maps, masks)
-    if masks is not None and any(name in LOCALISATION for name in chosen):
+    if masks is not None and any(name in localisation for name in chosen):
         values["mask_share"] = masks.flatten(2).float().mean(2)
     if "sparseness" in chosen:
         values["sparseness"] = sparseness(maps)

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_int
-from ..targets import Target
-from .baselines import Baseline, check_baseline, fill_image, impute_rows
-from .checks import MapsLike, resolve_maps
-from .result import Curves
-from .scoring import Scorer
+from areacam._util.checks import check_int
+from areacam.metrics.baselines import Baseline, check_removal_baseline, fill_image, impute_rows
+from areacam.metrics.catalog import describe
+from areacam.metrics.maps import MapsLike, resolve_maps
+from areacam.metrics.result import Curves
+from areacam.metrics.scoring import Scorer
+from areacam.targets.base import Target
 
 __all__ = ["deletion", "insertion", "removal_ranks", "road"]
 
@@ -75,7 +76,7 @@ def _curves(
     batch_size = check_int("batch_size", batch_size)
     scorer = Scorer(model, x, targets, batch_size)
     x = scorer.x
-    check_baseline(baseline, x)
+    check_removal_baseline(baseline, x)
     maps = resolve_maps(maps, x, scorer.targets)
     if maps.shape[1] != len(scorer.targets):
         raise ValueError(f"maps hold {maps.shape[1]} targets but {len(scorer.targets)} targets were given")
@@ -93,7 +94,10 @@ def _curves(
     # Rows: the fully perturbed image of each sample and its random ranking, scored for all
     # targets; then the steps of each distinct map of a sample, scored for every target with that
     # map (targets whose maps are equal, e.g. a target-independent EigenCAM, share their inputs).
-    samples, ranking, step, needs = [], [], [], []
+    samples: list[Tensor] = []
+    ranking: list[Tensor] = []
+    step: list[Tensor] = []
+    needs: list[Tensor] = []
     first_row = torch.zeros(batch, count, dtype=torch.long)  # row of step 1 of each (b, k) curve
     rows = 0
 
@@ -120,23 +124,23 @@ def _curves(
             group = torch.tensor([torch.equal(maps[b, j], maps[b, k]) for j in range(count)], device=device)
             first_row[b, k] = rows
             add(b, b * count + k, inner, group)
-    samples, ranking, step = torch.cat(samples), torch.cat(ranking), torch.cat(step)
-    needs = torch.cat(needs)
+    row_sample, row_ranking, row_step = torch.cat(samples), torch.cat(ranking), torch.cat(step)
+    row_needs = torch.cat(needs)
     fill = fill_image(baseline, x)
     height, width = x.shape[2:]
 
     def build(start: int, stop: int) -> Tensor:
         rows = slice(start, stop)
-        rank = ranks[ranking[rows].clamp(min=0)]
-        gone = removed[step[rows]][:, None]
+        rank = ranks[row_ranking[rows].clamp(min=0)]
+        gone = removed[row_step[rows]][:, None]
         # Deletion shows the pixels not removed yet, insertion those put back; the fully perturbed
         # rows (deletion's last step, insertion's first) show none whatever ranking they read.
         shown = (rank >= gone if kind == "deletion" else rank < gone).view(-1, 1, height, width)
         if fill is None:
-            return impute_rows(x, samples[rows], shown[:, 0], noise, generator)
-        return torch.where(shown, x[samples[rows]], fill[samples[rows]])
+            return impute_rows(x, row_sample[rows], shown[:, 0], noise, generator)
+        return torch.where(shown, x[row_sample[rows]], fill[row_sample[rows]])
 
-    scores = scorer.score(samples, needs, build, desc=kind.capitalize(), progress=progress)
+    scores = scorer.score(row_sample, row_needs, build, desc=kind.capitalize(), progress=progress)
     original = scorer.original
     empty = scores[:batch]  # (B, K)
     at = (first_row[..., None] + torch.arange(steps - 1)).to(device)  # (B, K, steps - 1) rows
@@ -150,6 +154,7 @@ def _curves(
     return Curves.build(kind, curve, random_curve, original, empty, baseline, scorer.targets)
 
 
+@describe("deletion", "faithfulness", higher_is_better=False)
 def deletion(
     model: nn.Module,
     x: Tensor,
@@ -194,6 +199,7 @@ def deletion(
     )
 
 
+@describe("insertion", "faithfulness", higher_is_better=True)
 def insertion(
     model: nn.Module,
     x: Tensor,
@@ -232,6 +238,7 @@ def _check_percentiles(percentiles: Sequence[float]) -> list[float]:
     return [float(v) if not float(v).is_integer() else int(v) for v in values]
 
 
+@describe("road", "faithfulness", higher_is_better=True)
 def road(
     model: nn.Module,
     x: Tensor,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..optional import require
+from areacam._util.optional import require
 
 __all__ = ["NEIGHBOURS", "noisy_linear_impute"]
 

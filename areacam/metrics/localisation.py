@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import MapsLike, as_maps, as_masks, flat_maps, warn_flat
+from areacam.metrics.catalog import describe
+from areacam.metrics.maps import MapsLike, as_maps, as_masks, flat_maps, warn_flat
 
 __all__ = ["iou", "pointing_game", "relevance_mass", "relevance_rank"]
 
@@ -29,6 +30,7 @@ def _prepare(maps: MapsLike, masks: Tensor | np.ndarray, what: str) -> tuple[Ten
     return maps, masks, flat
 
 
+@describe("pointing_game", "localisation", higher_is_better=True, needs_masks=True)
 def pointing_game(maps: MapsLike, masks: Tensor | np.ndarray, tolerance: int = 0) -> Tensor:
     """1.0 where the map's maximum lies in the mask, else 0.0: ``(B, K)``.
 
@@ -49,6 +51,7 @@ def pointing_game(maps: MapsLike, masks: Tensor | np.ndarray, tolerance: int = 0
     return (hit & ~flat).float()
 
 
+@describe("relevance_mass", "localisation", higher_is_better=True, needs_masks=True)
 def relevance_mass(maps: MapsLike, masks: Tensor | np.ndarray) -> Tensor:
     """Share of the map's sum that lies inside the mask: ``(B, K)`` (Arras et al.'s relevance mass).
 
@@ -61,6 +64,7 @@ def relevance_mass(maps: MapsLike, masks: Tensor | np.ndarray) -> Tensor:
     return torch.where(ok, inside / torch.where(ok, total, 1), 0.0)
 
 
+@describe("relevance_rank", "localisation", higher_is_better=True, needs_masks=True)
 def relevance_rank(maps: MapsLike, masks: Tensor | np.ndarray) -> Tensor:
     """Share of the mask among the map's top-``|mask|`` pixels: ``(B, K)`` (Arras et al.'s relevance rank).
 
@@ -74,6 +78,7 @@ def relevance_rank(maps: MapsLike, masks: Tensor | np.ndarray) -> Tensor:
     return torch.where(flat, 0.0, hits / size)
 
 
+@describe("iou", "localisation", higher_is_better=True, needs_masks=True)
 def iou(maps: MapsLike, masks: Tensor | np.ndarray, threshold: float = 0.5) -> Tensor:
     """Intersection over union of ``map >= threshold * max(map)`` with the mask: ``(B, K)``.
 

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..viz import save_figure
-from .result import masked_mean
+from areacam.metrics.means import masked_mean
+from areacam.viz.images import save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .randomisation import Randomisation
-    from .result import Curves
+    from areacam.metrics.randomisation import Randomisation
+    from areacam.metrics.result import Curves
 
 __all__ = ["curves_figure", "randomisation_figure"]
 
@@ -32,9 +32,11 @@ def curves_figure(
     from matplotlib.figure import Figure
 
     count = results[0].curves.shape[1]
-    names = list(titles) if titles is not None else [repr(t) for t in results[0].targets] or [
-        f"target {k}" for k in range(count)
-    ]
+    names = (
+        list(titles)
+        if titles is not None
+        else [repr(t) for t in results[0].targets] or [f"target {k}" for k in range(count)]
+    )
     fig = Figure(figsize=(cell * count, cell * len(results)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(results), count, squeeze=False))
     for row, result in enumerate(results):
@@ -46,14 +48,21 @@ def curves_figure(
         for k in range(count):
             ax = axes[row, k]
             if not shown[k]:
-                ax.text(0.5, 0.5, "undefined: the score hardly changes\nfrom intact to fully perturbed",
-                        ha="center", va="center", fontsize=7, transform=ax.transAxes)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "undefined: the score hardly changes\nfrom intact to fully perturbed",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    transform=ax.transAxes,
+                )
             else:
                 ax.plot(x, mean[k], color="C0", label=f"map, AUC {auc[k]:.3f}")
-            if result.random_curves is not None and shown[k]:
+            rand_auc = result.mean_random_auc
+            if result.random_curves is not None and rand_auc is not None and shown[k]:
                 rand = masked_mean(result.random_curves.cpu(), valid, dim=0).numpy()
-                rand_auc = result.mean_random_auc.cpu().numpy()
-                ax.plot(x, rand[k], color="C1", linestyle="--", label=f"random, AUC {rand_auc[k]:.3f}")
+                ax.plot(x, rand[k], color="C1", linestyle="--", label=f"random, AUC {float(rand_auc[k]):.3f}")
             ax.set_xlabel(f"fraction {'removed' if result.kind == 'deletion' else 'inserted'}", fontsize=8)
             if k == 0:
                 ax.set_ylabel(f"{result.kind} (normalised score)", fontsize=8)
@@ -83,7 +92,7 @@ def randomisation_figure(
     """
     from matplotlib.figure import Figure
 
-    from ..viz import overlay
+    from areacam.viz.images import overlay
 
     maps = result.maps[:, sample, target].detach().float().cpu().numpy()  # (L + 1, H, W)
     steps = maps.shape[0]

@@ -21,13 +21,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..base import Explainer
-from ..layers import Hooks, resolve_layer
-from ..progress import progress_bar, shown
-from ..state import check_input, explaining
-from ..targets import Class, Target, as_target_list
-from .checks import as_maps, flat_maps
-from .similarity import spearman, ssim
+from areacam._util.progress import progress_bar, shown
+from areacam.core.explainer import Explainer
+from areacam.core.inputs import check_input
+from areacam.core.state import explaining
+from areacam.layers.find import resolve_layer
+from areacam.layers.hooks import Hooks
+from areacam.metrics.maps import as_maps, flat_maps
+from areacam.metrics.similarity import spearman, ssim
+from areacam.targets.base import Target, as_target_list
+from areacam.targets.scalar import Class
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -69,7 +72,7 @@ class Randomisation:
 
     def plot(self, images: Any = None, sample: int = 0, target: int = 0, path: str | Path | None = None) -> Figure:
         """The strip of maps (original, then each step) for one sample and target, and the similarity curves."""
-        from .plots import randomisation_figure
+        from areacam.metrics.plots import randomisation_figure
 
         return randomisation_figure(self, images=images, sample=sample, target=target, path=path)
 
@@ -119,8 +122,9 @@ def _randomise(module: nn.Module, seed: int) -> None:
             own = list(sub.parameters(recurse=False))
             if not own:
                 continue
-            if callable(getattr(sub, "reset_parameters", None)):
-                sub.reset_parameters()
+            reset = getattr(sub, "reset_parameters", None)
+            if callable(reset):
+                reset()
             else:
                 for param in own:
                     param.copy_(torch.randn_like(param) * param.std().clamp(min=1e-3))
@@ -229,9 +233,10 @@ def random_logit(
     explained by the same explainer. ``others`` gives the K comparison targets instead (any target
     type). A map that hardly changes (Spearman, SSIM near 1) does not depend on the class.
     """
-    targets = as_target_list(targets)
+    columns = as_target_list(targets)
     if others is None:
-        if not all(isinstance(t, Class) for t in targets):
+        classes = [t for t in columns if isinstance(t, Class)]
+        if len(classes) != len(columns):
             raise ValueError(
                 "random_logit draws other classes only for Class targets; for region targets pass others=[...] "
                 "(one comparison target per target)"
@@ -243,23 +248,23 @@ def random_logit(
         with explaining(model), torch.no_grad():
             output = model(x)
         rng = np.random.default_rng(random_state)
-        others = []
-        for target in targets:
+        comparison: list[Target] = []
+        for target in classes:
             logits = target.select(output)
-            classes = logits.shape[1]
-            if classes < 2:
-                raise ValueError(f"random_logit needs at least 2 classes, the output has {classes}")
+            count = logits.shape[1]
+            if count < 2:
+                raise ValueError(f"random_logit needs at least 2 classes, the output has {count}")
             if target.index is None:
                 chosen = logits.argmax(1).tolist()
             elif isinstance(target.index, (int, np.integer)):
-                chosen = [int(target.index) % classes] * x.shape[0]
+                chosen = [int(target.index) % count] * x.shape[0]
             else:
-                chosen = [int(v) % classes for v in target.index]
-            draws = rng.integers(0, classes - 1, size=len(chosen))
-            others.append(Class([int(d + (d >= c)) for d, c in zip(draws, chosen)], output=target.output))
+                chosen = [int(v) % count for v in target.index]
+            draws = rng.integers(0, count - 1, size=len(chosen))
+            comparison.append(Class([int(d + (d >= c)) for d, c in zip(draws, chosen)], output=target.output))
     else:
-        others = as_target_list(others)
-        if len(others) != len(targets):
-            raise ValueError(f"others holds {len(others)} targets for {len(targets)} targets; give one per target")
-    first, second = as_maps(explainer(x, targets)), as_maps(explainer(x, others))
-    return Similarity(spearman=spearman(first, second), ssim=ssim(first, second), others=list(others))
+        comparison = as_target_list(others)
+        if len(comparison) != len(columns):
+            raise ValueError(f"others holds {len(comparison)} targets for {len(columns)} targets; give one per target")
+    first, second = as_maps(explainer(x, columns)), as_maps(explainer(x, comparison))
+    return Similarity(spearman=spearman(first, second), ssim=ssim(first, second), others=comparison)

@@ -11,40 +11,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..cam import GradCAM
-from ..checks import check_int
-from ..layers import Hooks, layer_name, resolve_layer
-from ..state import check_input, explaining
-from ..targets import Target, as_target_list
-from .checks import flat_maps
-from .faithfulness import deletion, insertion, road
-from .localisation import iou, pointing_game, relevance_mass, relevance_rank
-from .result import defined_mean, number
+from areacam._util.checks import check_int
+from areacam.core.inputs import check_input
+from areacam.core.outputs import leaves
+from areacam.core.state import explaining
+from areacam.layers.find import layer_name, resolve_layer
+from areacam.layers.hooks import Hooks
+from areacam.methods.cam import GradCAM
+from areacam.metrics.catalog import METRICS
+from areacam.metrics.catalog import names as metric_names
+from areacam.metrics.faithfulness import deletion, insertion, road
+from areacam.metrics.localisation import iou, pointing_game, relevance_mass, relevance_rank
+from areacam.metrics.maps import flat_maps
+from areacam.metrics.means import defined_mean, number
+from areacam.targets.base import Target, as_target_list
 
-__all__ = ["METRICS", "LayerRanking", "candidate_layers", "rank_layers"]
+__all__ = ["LayerRanking", "candidate_layers", "rank_layers"]
 
-#: Metrics :func:`rank_layers` ranks by, and whether higher is better.
-METRICS: dict[str, bool] = {
-    "deletion": False,
-    "insertion": True,
-    "road": True,
-    "pointing_game": True,
-    "relevance_mass": True,
-    "relevance_rank": True,
-    "iou": True,
+_LOCALISATION = {
+    "pointing_game": pointing_game,
+    "relevance_mass": relevance_mass,
+    "relevance_rank": relevance_rank,
+    "iou": iou,
 }
-_LOCALISATION = {"pointing_game": pointing_game, "relevance_mass": relevance_mass, "relevance_rank": relevance_rank,
-                 "iou": iou}
-
-
-def _tensors(output: Any) -> list[Tensor]:
-    if isinstance(output, Tensor):
-        return [output]
-    if isinstance(output, dict):
-        return [t for value in output.values() for t in _tensors(value)]
-    if isinstance(output, (tuple, list)):
-        return [t for value in output for t in _tensors(value)]
-    return []
 
 
 def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
@@ -75,9 +64,9 @@ def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
                 hooks.add(module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name)))
         with explaining(model), torch.no_grad():
             output = model(x[:1])
-    final = {id(t) for t in _tensors(output)}
+    final = {id(t) for t in leaves(output)}
     producers: dict[int, list[str]] = {}
-    shapes: dict[int, tuple[int, int]] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
     for name, tensor in records:
         if calls[name] != 1 or id(tensor) in final or id(tensor) == id(x) or tensor.shape[-2:].numel() == 1:
             continue
@@ -187,9 +176,10 @@ def rank_layers(
         random_state: seeds the curves' tie-breaking and imputation.
         progress: tqdm bars of the perturbation metrics.
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {sorted(METRICS)}")
-    if metric in _LOCALISATION and masks is None:
+    rankable = metric_names(layer_ranking=True)
+    if metric not in rankable:
+        raise ValueError(f"unknown metric {metric!r}; choose from {sorted(rankable)}")
+    if METRICS[metric].needs_masks and masks is None:
         raise ValueError(f"metric {metric!r} compares maps with ground truth: pass masks=(B, H, W) bool")
     if not callable(method):
         raise TypeError(f"method must be an explainer class or a callable (model, layer) -> explainer, got {method!r}")
@@ -212,11 +202,20 @@ def rank_layers(
         maps = method(model, name)(x, targets).maps
         flat = flat_maps(maps)
         degenerate.append(flat.float().mean())
-        common = dict(steps=steps, baseline=baseline, batch_size=batch_size, random_state=random_state,
-                      random=False, progress=progress)
         ok = torch.ones(maps.shape[:2], dtype=torch.bool, device=maps.device)
         if metric in ("deletion", "insertion"):
-            curves = (deletion if metric == "deletion" else insertion)(model, x, targets, maps, **common)
+            curves = (deletion if metric == "deletion" else insertion)(
+                model,
+                x,
+                targets,
+                maps,
+                steps=steps,
+                baseline=baseline,
+                batch_size=batch_size,
+                random=False,
+                random_state=random_state,
+                progress=progress,
+            )
             value, ok = curves.auc, curves.defined
         elif metric == "road":
             most = road(model, x, targets, maps, order="most", random_state=random_state, batch_size=batch_size)
@@ -230,7 +229,7 @@ def rank_layers(
             extra[key].append(_quiet(_LOCALISATION[key], maps, masks).mean())
     stacked, valid_stacked = torch.stack(values), torch.stack(valid)
     scores, defined = defined_mean(stacked.flatten(1), valid_stacked.flatten(1), dim=1)
-    higher = METRICS[metric]
+    higher = METRICS[metric].higher_is_better
     # Undefined layers go last whatever the direction: rank by (defined, score).
     rank_key = torch.where(defined, scores if higher else -scores, float("-inf")).cpu()
     order = torch.argsort(rank_key, descending=True, stable=True).tolist()

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from areacam.metrics.means import defined_mean, number, numbers
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["MIN_DROP", "Curves", "defined_mean", "masked_mean", "number", "numbers"]
+__all__ = ["MIN_DROP", "Curves"]
 
 #: A curve is normalised only where its end-to-end change (intact minus fully perturbed score) is at
 #: least this share of the whole range its scores span (map and random ranking together); then every
@@ -21,37 +23,6 @@ MIN_DROP = 0.5
 
 #: Intact and fully perturbed scores closer than this, relative to their magnitude, are equal.
 _FLAT = 1e-6
-
-
-def masked_mean(values: Tensor, valid: Tensor | None = None, dim: int | tuple[int, ...] | None = None) -> Tensor:
-    """Mean of ``values`` over ``dim`` counting only ``valid`` entries (0 where none is valid).
-
-    Use :func:`defined_mean` where "no valid entry" must read as undefined, not as 0.
-    """
-    return defined_mean(values, valid, dim)[0]
-
-
-def defined_mean(
-    values: Tensor, valid: Tensor | None = None, dim: int | tuple[int, ...] | None = None
-) -> tuple[Tensor, Tensor]:
-    """``(mean, defined)``: the mean of the ``valid`` entries over ``dim`` (0 where there is none) and
-    whether there was one (``defined``, bool)."""
-    values = values.float()
-    valid = torch.ones_like(values, dtype=torch.bool) if valid is None else valid.expand_as(values)
-    dims = tuple(range(values.dim())) if dim is None else dim
-    total = torch.where(valid, values, 0.0).sum(dims)
-    count = valid.sum(dims)
-    return torch.where(count > 0, total / count.clamp(min=1), 0.0), count > 0
-
-
-def number(value: Tensor | float, defined: Tensor | bool = True) -> float | None:
-    """A plain float for JSON and tables, ``None`` where the value is undefined."""
-    return float(value) if bool(defined) else None
-
-
-def numbers(values: Tensor, defined: Tensor) -> list:
-    """``values.tolist()`` with ``None`` where ``defined`` is False (any shape)."""
-    return [numbers(v, d) for v, d in zip(values, defined)] if values.dim() else number(values, defined)
 
 
 def _names(targets: list) -> list[str]:
@@ -174,11 +145,12 @@ class Curves:
         }
         if self.random_auc is not None:
             out["random_auc"] = number(*defined_mean(self.random_auc, self.defined))
-            out["random_auc_per_target"] = numbers(self.mean_random_auc, self.mean_defined)
+            random_mean = defined_mean(self.random_auc, self.defined, dim=0)[0]
+            out["random_auc_per_target"] = numbers(random_mean, self.mean_defined)
         return out
 
     def plot(self, path: str | Path | None = None, titles: list[str] | None = None) -> Figure:
         """One panel per target: the mean normalised curve over the samples, and the random one."""
-        from .plots import curves_figure
+        from areacam.metrics.plots import curves_figure
 
         return curves_figure([self], titles=titles, path=path)

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..explanation import working_dtype
-from ..progress import progress_bar, shown
-from ..state import check_input, explaining
-from ..targets import Target, as_target_list
-from ..vjp import score_targets
+from areacam._util.progress import progress_bar, shown
+from areacam.core.autograd import score_targets
+from areacam.core.explanation import working_dtype
+from areacam.core.inputs import check_input
+from areacam.core.state import explaining
+from areacam.targets.base import Target, as_target_list
 
 __all__ = ["Scorer"]
 
@@ -57,8 +58,11 @@ class Scorer:
         result = torch.zeros(rows, len(self.targets), dtype=self.dtype, device=self.x.device)
         chunks = range(0, rows, self.batch_size)
         enabled = shown(progress, len(chunks))
-        with explaining(self.model), torch.no_grad(), progress_bar(len(chunks), desc, enabled, unit="batch",
-                                                                   leave=False) as bar:
+        with (
+            explaining(self.model),
+            torch.no_grad(),
+            progress_bar(len(chunks), desc, enabled, unit="batch", leave=False) as bar,
+        ):
             for start in chunks:
                 stop = min(start + self.batch_size, rows)
                 inputs = build(start, stop)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import MapsLike, as_maps
+from areacam.metrics.maps import MapsLike, as_maps
 
 __all__ = ["SSIM_WINDOW", "average_ranks", "spearman", "ssim"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from .common import Context, Figure, StageSkipped
-from .settings import MODELS
+from areacam.app.demo.common import Context, Figure
+from areacam.app.demo.settings import MODELS
 
 __all__ = ["STAGES", "Stage", "expected_figures", "run_demo"]
 
@@ -39,30 +39,55 @@ def _train_all(ctx: Context) -> list[Figure]:
 
 
 def _stages() -> list[Stage]:
-    from . import autoencoder, classifier, features, lime_panels, quality, segmentation, volumes
+    from areacam.app.demo import (
+        autoencoder,
+        classifier,
+        features,
+        layer_choice,
+        lime_panels,
+        quality,
+        segmentation,
+        volumes,
+    )
 
     return [
         Stage("train models", (_train_all,), ()),
-        Stage("measure cam layers", (quality.pick_layers,), ()),
+        Stage("measure cam layers", (layer_choice.pick_layers,), ()),
         Stage("saliency per class", (classifier.saliency_per_class,), ("saliency_per_class.png",)),
         Stage("filters by depth", (features.filters_by_depth,), ("filters_by_depth.png", "first_layer_kernels.png")),
         Stage("feature maps by depth", (features.feature_maps_by_depth,), ("feature_maps_by_depth.png",)),
-        Stage("grad-cam vs grad-cam++", (classifier.gradcam_by_layer, segmentation.cams_across_architectures),
-              ("gradcam_vs_gradcampp_layers.png", "gradcam_vs_gradcampp_architectures.png")),
-        Stage("area grad-cam on autoencoders",
-              (partial(autoencoder.area_gradcam, key="vae"), partial(autoencoder.area_gradcam, key="vaegan")),
-              ("area_gradcam_vae.png", "area_gradcam_vaegan.png")),
-        Stage("methods on a vae's reconstruction error", (autoencoder.method_comparison,),
-              ("methods_vae_recon_error.png",)),
-        Stage("segmentation debugging",
-              (partial(segmentation.segment_debugging, key="fcn"), partial(segmentation.segment_debugging, key="unet")),
-              ("segment_fcn.png", "segment_unet.png")),
-        Stage("lime panels", (lime_panels.lime_classifier, lime_panels.lime_autoencoder),
-              ("lime_classifier.png", "lime_vae_area.png")),
+        Stage(
+            "grad-cam vs grad-cam++",
+            (classifier.gradcam_by_layer, segmentation.cams_across_architectures),
+            ("gradcam_vs_gradcampp_layers.png", "gradcam_vs_gradcampp_architectures.png"),
+        ),
+        Stage(
+            "area grad-cam on autoencoders",
+            (partial(autoencoder.area_gradcam, key="vae"), partial(autoencoder.area_gradcam, key="vaegan")),
+            ("area_gradcam_vae.png", "area_gradcam_vaegan.png"),
+        ),
+        Stage(
+            "methods on a vae's reconstruction error",
+            (autoencoder.method_comparison,),
+            ("methods_vae_recon_error.png",),
+        ),
+        Stage(
+            "segmentation debugging",
+            (partial(segmentation.segment_debugging, key="fcn"), partial(segmentation.segment_debugging, key="unet")),
+            ("segment_fcn.png", "segment_unet.png"),
+        ),
+        Stage(
+            "lime panels",
+            (lime_panels.lime_classifier, lime_panels.lime_autoencoder),
+            ("lime_classifier.png", "lime_vae_area.png"),
+        ),
         Stage("explanations by epoch", (classifier.explanations_by_epoch,), ("explanations_by_epoch.png",)),
         Stage("t-sne of features", (features.tsne_features,), ("tsne_features.png",)),
-        Stage("volumes and signals", (volumes.volume_segmentation, volumes.signal_anomaly),
-              ("volume_segmentation.png", "signal_anomaly.png")),
+        Stage(
+            "volumes and signals",
+            (volumes.volume_segmentation, volumes.signal_anomaly),
+            ("volume_segmentation.png", "signal_anomaly.png"),
+        ),
         Stage("which method to trust", (quality.trust_table,), ("trust_metrics.png", "randomisation_classifier.png")),
     ]
 
@@ -77,7 +102,7 @@ def expected_figures() -> list[str]:
 
 def run_demo(out: str | Path = "demo_out", quick: bool = False, progress: bool = True) -> int:
     """Run every stage into ``out``; returns 0 when all stages ran, 1 when one failed or was skipped."""
-    from .report import write_report
+    from areacam.app.demo.report import write_report
 
     start = time.perf_counter()
     ctx = Context(out=Path(out), quick=quick, progress=progress)
@@ -90,7 +115,7 @@ def run_demo(out: str | Path = "demo_out", quick: bool = False, progress: bool =
             for step in stage.steps:
                 try:
                     figures += step(ctx)
-                except StageSkipped as err:
+                except ImportError as err:  # an extra is missing: the message names it
                     problems[stage.name] = f"skipped: {err}"
                     break
                 except Exception as err:

@@ -6,15 +6,13 @@ import torch
 
 import areacam as ac
 from areacam import metrics
+from areacam.app.demo.common import Context, Figure, sample_per_class
+from areacam.app.demo.layer_choice import measured_layer
+from areacam.app.demo.settings import BOXES
+from areacam.viz.images import draw_box, overlay, panel_grid, region_figure, to_rgb
 
-from ...viz import draw_box, overlay, panel_grid, region_figure, to_rgb
-from .common import Context, Figure, sample_per_class
-from .quality import measured_layer
+__all__ = ["area_gradcam", "method_comparison"]
 
-__all__ = ["BOXES", "area_gradcam", "method_comparison"]
-
-# One box per sample row (top, left, bottom, right) on the 32x32 digits: upper, centre, lower part.
-BOXES = [(4, 8, 14, 24), (10, 10, 22, 22), (18, 8, 28, 24), (4, 4, 28, 16)]
 
 # The VAE explorer's layer: 32 channels on an 8x8 grid (a small page, an unambiguous layout).
 EXPLORER_LAYER = "encoder.relu2"
@@ -52,22 +50,37 @@ def area_gradcam(ctx: Context, key: str) -> list[Figure]:
     elif ratio > 1.1:
         verdict = "Grad-CAM leans only slightly towards the box: most of its evidence lies elsewhere."
     else:
-        verdict = ("Grad-CAM's evidence is not concentrated in the box: the decoder rebuilds a region from "
-                   "strokes anywhere in the image (the latent code is global).")
+        verdict = (
+            "Grad-CAM's evidence is not concentrated in the box: the decoder rebuilds a region from "
+            "strokes anywhere in the image (the latent code is global)."
+        )
     link = None
     if key == "vae":  # the explorer reads a layer with more channels than the measured one: C=32 at 8x8
         link = f"explorers/{key}.html"
-        ac.explorer(model, x[:1], EXPLORER_LAYER, path=ctx.out / link, show="image", class_names=["intensity"],
-                    title=f"areacam explorer: {name} reconstruction at {EXPLORER_LAYER}")
-    return [Figure(file, "autoencoder", f"Area Grad-CAM on {name} reconstructions",
-                   f"{name} on digits. Each row explains the sum of the reconstruction inside the red box "
-                   f"(ac.Area(box=...)): guided backprop at the input, Grad-CAM at {layer}, the most faithful "
-                   f"candidate layer (deletion AUC {choice.scores[layer]:.2f} on {choice.count} held-out images, "
-                   f"lower is better). Share of each map's mass inside its box, "
-                   f"rows 1-{len(BOXES)}: Grad-CAM {', '.join(f'{v:.0%}' for v in mass_cam)}, guided backprop "
-                   f"{', '.join(f'{v:.0%}' for v in mass_guided)}; a map spread at random would put "
-                   f"{', '.join(f'{v:.0%}' for v in share)} there (the box's share of the image). {verdict}",
-                   link=link)]
+        ac.explorer(
+            model,
+            x[:1],
+            EXPLORER_LAYER,
+            path=ctx.out / link,
+            show="image",
+            class_names=["intensity"],
+            title=f"areacam explorer: {name} reconstruction at {EXPLORER_LAYER}",
+        )
+    return [
+        Figure(
+            file,
+            "autoencoder",
+            f"Area Grad-CAM on {name} reconstructions",
+            f"{name} on digits. Each row explains the sum of the reconstruction inside the red box "
+            f"(ac.Area(box=...)): guided backprop at the input, Grad-CAM at {layer}, the most faithful "
+            f"candidate layer (deletion AUC {choice.scores[layer]:.2f} on {choice.count} held-out images, "
+            f"lower is better). Share of each map's mass inside its box, "
+            f"rows 1-{len(BOXES)}: Grad-CAM {', '.join(f'{v:.0%}' for v in mass_cam)}, guided backprop "
+            f"{', '.join(f'{v:.0%}' for v in mass_guided)}; a map spread at random would put "
+            f"{', '.join(f'{v:.0%}' for v in share)} there (the box's share of the image). {verdict}",
+            link=link,
+        )
+    ]
 
 
 METHOD_BOX = (8, 8, 24, 24)
@@ -93,13 +106,21 @@ def method_comparison(ctx: Context) -> list[Figure]:
     with torch.no_grad():
         recon = model.eval()(x)[0]
     rgb, rec = to_rgb(x), to_rgb(recon.clamp(0, 1))
-    rows = [[draw_box(rgb[i], METHOD_BOX), draw_box(rec[i], METHOD_BOX), *(overlay(rgb[i], m[i]) for m in maps)]
-            for i in range(len(rgb))]
+    rows = [
+        [draw_box(rgb[i], METHOD_BOX), draw_box(rec[i], METHOD_BOX), *(overlay(rgb[i], m[i]) for m in maps)]
+        for i in range(len(rgb))
+    ]
     file = "methods_vae_recon_error.png"
     panel_grid(rows, path=ctx.path(file), col_titles=["input + box", "reconstruction", *(n for n, _ in methods)])
-    return [Figure(file, "autoencoder", "Seven methods on a VAE's reconstruction error",
-                   "VAE on digits. Each row explains the squared error of the reconstruction inside the red box "
-                   f"(ac.ReconstructionError(box=...)), CAMs at {layer}. The gradient CAMs and Integrated "
-                   "Gradients read the error's gradient; Score-CAM and Ablation-CAM only forward passes (no "
-                   "saturated sigmoid gradients); Occlusion the error's change when a 4x4 patch is blacked out; "
-                   "Eigen-CAM ignores the target (the layer's main component), the reference the others differ from.")]
+    return [
+        Figure(
+            file,
+            "autoencoder",
+            "Seven methods on a VAE's reconstruction error",
+            "VAE on digits. Each row explains the squared error of the reconstruction inside the red box "
+            f"(ac.ReconstructionError(box=...)), CAMs at {layer}. The gradient CAMs and Integrated "
+            "Gradients read the error's gradient; Score-CAM and Ablation-CAM only forward passes (no "
+            "saturated sigmoid gradients); Occlusion the error's change when a 4x4 patch is blacked out; "
+            "Eigen-CAM ignores the target (the layer's main component), the reference the others differ from.",
+        )
+    ]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 import areacam as ac
-
-from ...viz import gradient_image, overlay, panel_grid, to_rgb
-from .common import Context, Figure, sample_per_class
-from .quality import measured_layer
+from areacam.app.demo.common import Context, Figure, sample_per_class
+from areacam.app.demo.layer_choice import measured_layer
+from areacam.viz.images import gradient_image, overlay, panel_grid, to_rgb
 
 __all__ = ["explanations_by_epoch", "gradcam_by_layer", "saliency_per_class"]
 
@@ -31,11 +30,21 @@ def saliency_per_class(ctx: Context) -> list[Figure]:
         [gradient_image(g[0]) for g in guided.raw],
     ]
     cols = [f"class {int(c)} (pred {int(p)})" for c, p in zip(y, pred)]
-    panel_grid(rows, path=ctx.path("saliency_per_class.png"), col_titles=cols,
-                 row_titles=["input", "saliency", "guided backprop"])
-    return [Figure("saliency_per_class.png", "classifier", "Saliency maps per class",
-                   "Digits classifier: one test digit per class; the input gradient (saliency) and guided "
-                   "backprop of that class's logit. The strokes that make the digit light up.")]
+    panel_grid(
+        rows,
+        path=ctx.path("saliency_per_class.png"),
+        col_titles=cols,
+        row_titles=["input", "saliency", "guided backprop"],
+    )
+    return [
+        Figure(
+            "saliency_per_class.png",
+            "classifier",
+            "Saliency maps per class",
+            "Digits classifier: one test digit per class; the input gradient (saliency) and guided "
+            "backprop of that class's logit. The strokes that make the digit light up.",
+        )
+    ]
 
 
 def gradcam_by_layer(ctx: Context) -> list[Figure]:
@@ -44,7 +53,7 @@ def gradcam_by_layer(ctx: Context) -> list[Figure]:
     Each row is labelled with Grad-CAM's pointing game at that layer, measured on held-out images
     with their exact shape masks, and the share of blank maps (constant after the ReLU).
     """
-    from ...data import SHAPE_CLASSES
+    from areacam.data import SHAPE_CLASSES
 
     model = ctx.model("shapes_classifier")
     data = ctx.data("shapes_classifier")
@@ -57,26 +66,35 @@ def gradcam_by_layer(ctx: Context) -> list[Figure]:
     for layer in layers:
         cam = ac.GradCAM(model, layer, layout="nchw")(x, ac.Class(y.tolist()))
         campp = ac.GradCAMPlusPlus(model, layer, layout="nchw")(x, ac.Class(y.tolist()))
-        rows.append([overlay(i, m[0]) for i, m in zip(rgb, cam.maps)]
-                    + [overlay(i, m[0]) for i, m in zip(rgb, campp.maps)])
+        rows.append(
+            [overlay(i, m[0]) for i, m in zip(rgb, cam.maps)] + [overlay(i, m[0]) for i, m in zip(rgb, campp.maps)]
+        )
         size = f"{cam.raw.shape[-1]}x{cam.raw.shape[-2]}"
-        names.append(f"{layer.split('.')[1]} ({size})\npointing {choice.scores[layer]:.0%}"
-                     + ("  <- best" if layer == choice.layer else ""))
+        names.append(
+            f"{layer.split('.')[1]} ({size})\npointing {choice.scores[layer]:.0%}"
+            + ("  <- best" if layer == choice.layer else "")
+        )
     n = len(y)
     cols = [f"Grad-CAM: {SHAPE_CLASSES[int(c)]}" for c in y] + [f"Grad-CAM++: {SHAPE_CLASSES[int(c)]}" for c in y]
     panel_grid(rows, path=ctx.path("gradcam_vs_gradcampp_layers.png"), col_titles=cols, row_titles=names)
     measured = ", ".join(
-        f"{layer.split('.')[1]} {choice.scores[layer]:.0%}" + (f" ({choice.degenerate[layer]:.0%} blank)"
-                                                                 if choice.degenerate[layer] else "")
+        f"{layer.split('.')[1]} {choice.scores[layer]:.0%}"
+        + (f" ({choice.degenerate[layer]:.0%} blank)" if choice.degenerate[layer] else "")
         for layer in layers
     )
-    return [Figure("gradcam_vs_gradcampp_layers.png", "classifier", "Grad-CAM vs Grad-CAM++ across layers",
-                   f"Shapes classifier, {n} test images, true class. Left: Grad-CAM; right: Grad-CAM++; one row "
-                   f"per block (deeper = coarser). Measured on {choice.count} held-out images with exact shape "
-                   f"masks, Grad-CAM's maximum lies on the shape for: {measured} (pointing game; chance is the "
-                   f"shape's share of the image). A blank panel is a map that is zero everywhere after the ReLU: "
-                   f"no channel has a positive weight for that class at that layer. {choice.layer} localises "
-                   "best: the method table of 'Which method to trust' reads it.")]
+    return [
+        Figure(
+            "gradcam_vs_gradcampp_layers.png",
+            "classifier",
+            "Grad-CAM vs Grad-CAM++ across layers",
+            f"Shapes classifier, {n} test images, true class. Left: Grad-CAM; right: Grad-CAM++; one row "
+            f"per block (deeper = coarser). Measured on {choice.count} held-out images with exact shape "
+            f"masks, Grad-CAM's maximum lies on the shape for: {measured} (pointing game; chance is the "
+            f"shape's share of the image). A blank panel is a map that is zero everywhere after the ReLU: "
+            f"no channel has a positive weight for that class at that layer. {choice.layer} localises "
+            "best: the method table of 'Which method to trust' reads it.",
+        )
+    ]
 
 
 def explanations_by_epoch(ctx: Context) -> list[Figure]:
@@ -95,8 +113,15 @@ def explanations_by_epoch(ctx: Context) -> list[Figure]:
         acc = history.get(epoch, {}).get("test_accuracy")
         titles.append(f"epoch {epoch}" + (f" (acc {acc:.0%})" if acc is not None else ""))
     rows = [list(r) for r in zip(*columns)]
-    panel_grid(rows, path=ctx.path("explanations_by_epoch.png"), col_titles=titles,
-                 row_titles=[f"digit {int(c)}" for c in y])
-    return [Figure("explanations_by_epoch.png", "classifier", "Explanations across training epochs",
-                   "Digits classifier, Grad-CAM (block3) of the true class with the checkpoint saved after "
-                   "each epoch: the map settles on the digit's strokes as test accuracy rises.")]
+    panel_grid(
+        rows, path=ctx.path("explanations_by_epoch.png"), col_titles=titles, row_titles=[f"digit {int(c)}" for c in y]
+    )
+    return [
+        Figure(
+            "explanations_by_epoch.png",
+            "classifier",
+            "Explanations across training epochs",
+            "Digits classifier, Grad-CAM (block3) of the true class with the checkpoint saved after "
+            "each epoch: the map settles on the digit's strokes as test accuracy rises.",
+        )
+    ]

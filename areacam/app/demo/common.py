@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...progress import progress_bar
-from .settings import MODELS
+from areacam._util.progress import progress_bar
+from areacam.app.demo.settings import MODELS
 
-__all__ = ["GROUPS", "Context", "Figure", "StageSkipped", "label_colors", "sample_per_class"]
+__all__ = ["GROUPS", "Context", "Figure", "label_colors", "sample_per_class"]
 
 # Use-case groups of the report, in page order.
 GROUPS = {
@@ -24,10 +24,6 @@ GROUPS = {
     "classifier": "Classifier analysis",
     "quality": "Which method to trust",
 }
-
-
-class StageSkipped(RuntimeError):
-    """A stage cannot run here (e.g. an optional module is missing); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ class Context:
 
     def epochs(self, key: str) -> list[tuple[int, nn.Module]]:
         """``(epoch, model)`` for each saved epoch of model ``key``."""
-        import models
+        from areacam import models
 
         self.model(key)
         folder = self.checkpoint_dir(key)
@@ -94,8 +90,8 @@ class Context:
         return self._metrics[key]
 
     def _train_or_load(self, key: str) -> nn.Module:
-        import models
-        from models.train import train
+        from areacam import models
+        from areacam.models.train import train
 
         spec = MODELS[key]
         settings = self.settings(key)
@@ -118,7 +114,7 @@ class Context:
 
     def data(self, key: str) -> dict[str, torch.Tensor]:
         """The held-out test data of model ``key`` (``x_test``, ``y_test`` and masks for shapes)."""
-        from models.train import load_data
+        from areacam.models.train import load_data
 
         s = self.settings(key)
         return load_data(MODELS[key].data, s["size"], s.get("n_train"), s.get("n_test"))
@@ -138,7 +134,7 @@ def sample_per_class(labels: torch.Tensor, count: int) -> list[int]:
     return picks
 
 
-def label_colors(mask: np.ndarray) -> np.ndarray:
+def label_colors(mask: np.ndarray | torch.Tensor) -> np.ndarray:
     """``(H, W)`` integer labels as ``(H, W, 3)`` uint8 colours (0 black, 1 red, 2 green, 3 blue...)."""
     palette = np.array(
         [[0, 0, 0], [230, 60, 60], [60, 200, 60], [70, 110, 255], [240, 200, 40], [200, 80, 220]], dtype=np.uint8

@@ -6,11 +6,9 @@ import numpy as np
 import torch
 
 import areacam as ac
-
-from ...data import SHAPE_CLASSES
-from ...viz import draw_box, overlay, panel_grid, to_rgb
-from .common import Context, Figure, sample_per_class
-from .features import require
+from areacam.app.demo.common import Context, Figure, sample_per_class
+from areacam.data import SHAPE_CLASSES
+from areacam.viz.images import draw_box, overlay, panel_grid, to_rgb
 
 __all__ = ["lime_autoencoder", "lime_classifier"]
 
@@ -29,10 +27,15 @@ def _top_regions(rgb: np.ndarray, segments: np.ndarray, weights: np.ndarray, cou
 
 
 def _explainer(ctx: Context, model: torch.nn.Module, segments: int):
-    lime = require("areacam.lime")
-    return lime.Lime(model, num_samples=120 if ctx.quick else 600, batch_size=60, random_state=0,
-                     segmentation="slic", segmentation_params={"n_segments": segments, "compactness": 10.0},
-                     progress=False)
+    return ac.Lime(
+        model,
+        num_samples=120 if ctx.quick else 600,
+        batch_size=60,
+        random_state=0,
+        segmentation="slic",
+        segmentation_params={"n_segments": segments, "compactness": 10.0},
+        progress=False,
+    )
 
 
 def _rows(x: torch.Tensor, expl, extra: list[np.ndarray] | None = None) -> list[list[np.ndarray]]:
@@ -42,8 +45,14 @@ def _rows(x: torch.Tensor, expl, extra: list[np.ndarray] | None = None) -> list[
         k = i if expl.maps.shape[1] > 1 else 0
         seg = expl.segments[i].numpy()
         first = extra[i] if extra is not None else rgb[i]
-        rows.append([first, _boundaries(rgb[i], seg), overlay(rgb[i], expl.maps[i, k]),
-                     _top_regions(rgb[i], seg, expl.raw[i, k].numpy(), 4)])
+        rows.append(
+            [
+                first,
+                _boundaries(rgb[i], seg),
+                overlay(rgb[i], expl.maps[i, k]),
+                _top_regions(rgb[i], seg, expl.raw[i, k].numpy(), 4),
+            ]
+        )
     return rows
 
 
@@ -56,9 +65,15 @@ def lime_classifier(ctx: Context) -> list[Figure]:
     expl = _explainer(ctx, model, 30)(x, ac.Class(y.tolist()))
     titles = [[f"input: {SHAPE_CLASSES[int(c)]}", "superpixels", "LIME weights", "top 4 regions"] for c in y]
     panel_grid(_rows(x, expl), path=ctx.path("lime_classifier.png"), titles=titles)
-    return [Figure("lime_classifier.png", "classifier", "LIME panels: classifier",
-                   "Shapes classifier: SLIC superpixels, the weight LIME's linear surrogate gives each of them "
-                   "for the true class, and the 4 superpixels that raise the score most (the rest dimmed).")]
+    return [
+        Figure(
+            "lime_classifier.png",
+            "classifier",
+            "LIME panels: classifier",
+            "Shapes classifier: SLIC superpixels, the weight LIME's linear surrogate gives each of them "
+            "for the true class, and the 4 superpixels that raise the score most (the rest dimmed).",
+        )
+    ]
 
 
 def lime_autoencoder(ctx: Context) -> list[Figure]:
@@ -71,7 +86,13 @@ def lime_autoencoder(ctx: Context) -> list[Figure]:
     boxed = [draw_box(img, box) for img in to_rgb(x)]
     cols = ["input + box", "superpixels", "LIME weights", "top 4 regions"]
     panel_grid(_rows(x, expl, boxed), path=ctx.path("lime_vae_area.png"), col_titles=cols)
-    return [Figure("lime_vae_area.png", "autoencoder", "LIME panels: a VAE region",
-                   "VAE on digits: LIME for the sum of the reconstruction inside the red box (ac.Area). "
-                   "Hiding a superpixel (filling it with its mean) changes the reconstructed box; the surrogate's "
-                   "weights show which input regions it depends on.")]
+    return [
+        Figure(
+            "lime_vae_area.png",
+            "autoencoder",
+            "LIME panels: a VAE region",
+            "VAE on digits: LIME for the sum of the reconstruction inside the red box (ac.Area). "
+            "Hiding a superpixel (filling it with its mean) changes the reconstructed box; the surrogate's "
+            "weights show which input regions it depends on.",
+        )
+    ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 
 import areacam as ac
-
-from ...data import VOLUME_CLASSES
-from .common import Context, Figure
+from areacam.app.demo.common import Context, Figure
+from areacam.data import VOLUME_CLASSES
 
 __all__ = ["signal_anomaly", "volume_segmentation"]
 
@@ -55,8 +54,11 @@ def volume_segmentation(ctx: Context) -> list[Figure]:
     cls = int(labels[shown])
     file = "volume_segmentation.png"
     ac.volume_figure(
-        x[shown], torch.stack([cam_maps[shown], sal_maps[shown]]), boxes[shown],
-        titles=[f"Grad-CAM {VOLUME_LAYER}", "saliency"], path=ctx.path(file),
+        x[shown],
+        torch.stack([cam_maps[shown], sal_maps[shown]]),
+        boxes[shown],
+        titles=[f"Grad-CAM {VOLUME_LAYER}", "saliency"],
+        path=ctx.path(file),
     )
     iou = ctx.metrics("unet3d")["final"]["class_iou"]
     used = int(informative.sum())
@@ -98,15 +100,19 @@ def signal_anomaly(ctx: Context) -> list[Figure]:
     file = "signal_anomaly.png"
     names = list(methods)
     ac.signal_figure(
-        x[shown], torch.stack([maps[name][shown] for name in names]), (start, stop), recon=recon,
-        titles=[f"{name}: ReconstructionError(box=({start}, {stop}))" for name in names], path=ctx.path(file),
+        x[shown],
+        torch.stack([maps[name][shown] for name in names]),
+        (start, stop),
+        recon=recon,
+        titles=[f"{name}: ReconstructionError(box=({start}, {stop}))" for name in names],
+        path=ctx.path(file),
     )
-    found = "; ".join(f"{name} {hits[name] * 100:.0f}% (map share {mass[name] * 100:.0f}%)" for name in names)
+    hit_text = "; ".join(f"{name} {hits[name] * 100:.0f}% (map share {mass[name] * 100:.0f}%)" for name in names)
     caption = (
         f"1-D convolutional autoencoder trained on clean generated signals; each test signal has one injected "
         f"anomaly (shaded). The target is the squared reconstruction error over the anomaly window "
         f"(ac.ReconstructionError(mask=...)). Over {len(x)} test signals, the map's maximum lies in the window "
-        f"for: {found}; a random point: {fraction * 100:.0f}%.{_compare(hits, names[1], names[2])} Right: the "
+        f"for: {hit_text}; a random point: {fraction * 100:.0f}%.{_compare(hits, names[1], names[2])} Right: the "
         f"signal, its reconstruction and the squared error."
     )
     return [Figure(file, "autoencoder", "Where does the signal's reconstruction fail", caption)]
@@ -115,6 +121,8 @@ def signal_anomaly(ctx: Context) -> list[Figure]:
 def _compare(hits: dict[str, float], layercam: str, gradcam: str) -> str:
     """A sentence on LayerCAM vs Grad-CAM, only as the measured hit rates say."""
     if hits[layercam] > hits[gradcam] + 0.1:
-        return (" Grad-CAM averages each channel's gradient over the whole signal and loses the window; "
-                "LayerCAM's element-wise weights keep it.")
+        return (
+            " Grad-CAM averages each channel's gradient over the whole signal and loses the window; "
+            "LayerCAM's element-wise weights keep it."
+        )
     return ""

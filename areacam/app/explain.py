@@ -1,0 +1,145 @@
+"""``areacam explain``: explain targets of a model on image files; overlays, raw maps and scores at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from areacam._util.errors import one_line
+from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images
+from areacam.app.spec import SPEC_HELP, get_method, make_explainer, method_layer, parse_targets
+from areacam.methods.registry import METHODS
+from areacam.viz.images import COLORMAPS, save_figure, save_png
+
+__all__ = ["add_parser", "run_explain", "slug", "write_all"]
+
+EXPLAIN_EXAMPLE = (
+    """examples:
+  areacam explain --model vae --weights demo_out/checkpoints/vae-full/epoch_010.pt --image digit.png \\
+      --method gradcam --layer encoder.relu3 --target area:8,8,24,24 recon-error --out expl
+  areacam explain --model mypkg.nets:build --image cat.jpg --size 224 224 \\
+      --method gradcam++ --layer layer4 --target class class:281
+
+target SPECs: """
+    + SPEC_HELP
+)
+
+
+def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The ``explain`` subcommand; ``model_args`` adds ``--model/--weights/--size``."""
+    explain = sub.add_parser(
+        "explain",
+        help="explain targets of your own model on image files",
+        description="Explain one or more targets of a model on image files; writes overlay PNGs, raw maps "
+        "(.npy) and scores.json into --out.",
+        epilog=EXPLAIN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model_args(explain)
+    explain.add_argument("--image", nargs="+", required=True, metavar="PATH", help="image files (PNG, JPEG...)")
+    explain.add_argument("--method", required=True, metavar="NAME", help=f"one of: {', '.join(METHODS)}")
+    explain.add_argument("--layer", metavar="NAME", help="layer for CAM methods (see 'areacam layers')")
+    explain.add_argument("--target", nargs="+", required=True, metavar="SPEC", help=SPEC_HELP)
+    explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
+    explain.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "target"
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """``areacam explain``: check everything, compute all maps, then write them at once."""
+    method = get_method(args.method)
+    targets = parse_targets(args.target)
+    if args.colormap not in COLORMAPS:
+        raise InputError(f"unknown --colormap {args.colormap!r}; e.g. jet, viridis, inferno")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {args.out!r} exists and is not a folder")
+    model = load_model(args.model, args.weights)
+    layer = method_layer(method, model, args.layer)
+    size = tuple(args.size) if args.size else default_size(model)
+    x = read_images(args.image, size, input_channels(model))
+    explainer = make_explainer(method, model, layer, tuple(x.shape[-2:]))
+    try:
+        expl = explainer(x, targets)
+    except RuntimeError as err:
+        raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}") from None
+    overlays = expl.overlay(x, colormap=args.colormap)
+    report = {
+        "model": args.model,
+        "weights": args.weights,
+        "method": method.name,
+        "layer": args.layer,
+        "size": list(x.shape[-2:]),
+        "images": [],
+    }
+    files: dict[str, object] = {}
+    stems = _unique_stems(args.image)
+    for b, path in enumerate(args.image):
+        entry = {"image": path, "targets": []}
+        for k, spec in enumerate(args.target):
+            base = f"{stems[b]}_{method.name.replace('+', 'p')}_{k}_{slug(spec)}"
+            files[f"{base}.png"] = overlays[b, k]
+            files[f"{base}_map.npy"] = expl.maps[b, k].numpy().astype(np.float32)
+            files[f"{base}_raw.npy"] = expl.raw[b, k].detach().float().numpy()
+            entry["targets"].append(
+                {
+                    "spec": spec,
+                    "target": repr(expl.targets[k]),
+                    "score": float(expl.scores[b, k]),
+                    "degenerate": bool(expl.degenerate[b, k]),
+                    "overlay": f"{base}.png",
+                    "map": f"{base}_map.npy",
+                    "raw": f"{base}_raw.npy",
+                }
+            )
+        report["images"].append(entry)
+    files["scores.json"] = report
+    write_all(out, files)
+    print(f"areacam explain: wrote {len(files)} files to {out}")
+    return 0
+
+
+def _unique_stems(paths: list[str]) -> list[str]:
+    stems: list[str] = []
+    for path in paths:
+        stem = slug(Path(path).stem)
+        stems.append(stem if stem not in stems else f"{stem}-{len(stems)}")
+    return stems
+
+
+def write_all(out: Path, files: dict[str, object]) -> None:
+    """Write every file into a temp folder next to ``out``, then move them in (no partial output).
+
+    A value is drawn by its file's suffix: ``.png`` a matplotlib figure or an ``(H, W, 3)`` uint8 image,
+    ``.npy`` an array, anything else JSON.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".areacam-", dir=out.parent))
+    try:
+        for name, value in files.items():
+            if name.endswith(".png") and hasattr(value, "savefig"):
+                save_figure(value, tmp / name)
+            elif name.endswith(".png"):
+                save_png(tmp / name, np.asarray(value))
+            elif name.endswith(".npy"):
+                np.save(tmp / name, np.asarray(value))
+            else:
+                (tmp / name).write_text(json.dumps(value, indent=2))
+        if not out.exists():
+            os.replace(tmp, out)
+            return
+        for name in files:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""What a run does to each batch: the methods, targets and metrics, applied with bounded memory, and the
+batches it cuts from its chunks."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Sampler
+
+from areacam import metrics as ac_metrics
+from areacam._util.errors import one_line
+from areacam.app.loading import InputError
+from areacam.app.run.datasets import RunData, collate
+from areacam.app.run.targets import SampleSpec, parse_run_target
+from areacam.app.spec import make_explainer
+from areacam.methods.registry import Method
+from areacam.metrics.catalog import names as metric_names
+from areacam.targets.base import Target
+
+__all__ = ["METRICS", "ChunkBatches", "Work", "chunk_len", "try_first"]
+
+#: Per-sample metrics ``--metrics`` offers (every localisation metric, by its command-line name): the
+#: column prefix of each.
+METRICS = {name.replace("_", "-"): name for name in metric_names(category="localisation")}
+
+
+class ChunkBatches(Sampler[list[int]]):
+    """Batches of at most ``batch_size`` indices that never cross a chunk boundary, chunk by chunk."""
+
+    def __init__(self, chunks: Sequence[int], chunk_size: int, batch_size: int, total: int):
+        self.chunks, self.chunk_size, self.batch_size, self.total = list(chunks), chunk_size, batch_size, total
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for chunk in self.chunks:
+            start, stop = chunk * self.chunk_size, min(self.total, (chunk + 1) * self.chunk_size)
+            for first in range(start, stop, self.batch_size):
+                yield list(range(first, min(stop, first + self.batch_size)))
+
+    def __len__(self) -> int:
+        return sum(math.ceil(chunk_len(c, self.chunk_size, self.total) / self.batch_size) for c in self.chunks)
+
+
+def chunk_len(chunk: int, chunk_size: int, total: int) -> int:
+    return min(total, (chunk + 1) * chunk_size) - chunk * chunk_size
+
+
+class Work:
+    """The methods, targets and metrics of a run, applied batch by batch with bounded memory."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        methods: list[Method],
+        layer: nn.Module | None,
+        specs: list[str],
+        metrics: list[str],
+        shape: tuple[int, ...],
+        data: RunData,
+        max_memory: int,
+        tolerance: int = 0,
+    ):
+        self.model, self.methods, self.specs, self.metrics = model, methods, specs, metrics
+        self.tolerance = tolerance
+        self.targets = [parse_run_target(spec) for spec in specs]
+        self.explainers = [make_explainer(m, model, layer, shape[1:]) for m in methods]
+        self.shape = shape
+        self.max_memory = max_memory
+        needs = " ".join(t.needs for t in self.targets if isinstance(t, SampleSpec))
+        if ("mask" in needs or metrics) and not data.has_masks:
+            what = _specs_needing(self.targets, "mask") or "--metrics " + " ".join(metrics)
+            raise InputError(f"{what} needs a mask per sample; {data.describe} has none (give --masks)")
+        if "label" in needs and not data.has_labels:
+            raise InputError(
+                f"{_specs_needing(self.targets, 'label')} needs a label per sample; {data.describe} "
+                "has none (give --labels or --masks, or a dataset of (image, label))"
+            )
+        self.needs_label = "label" in needs
+        self.columns = [f"{m.name} {spec}" for m in methods for spec in specs]
+
+    def groups(self, batch: int) -> list[list[int]]:
+        """Target indices cut so that one group's maps for ``batch`` samples fit ``max_memory``."""
+        channels, height, width = self.shape
+        per_target = batch * height * width * 4 * 4
+        if any(not m.needs_layer for m in self.methods):
+            per_target += batch * channels * height * width * 4 * 3
+        size = max(1, self.max_memory // per_target)
+        k = len(self.targets)
+        return [list(range(i, min(k, i + size))) for i in range(0, k, size)]
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None) -> dict[str, np.ndarray]:
+        """``maps (B, J, H, W)`` float32, ``score``/``degenerate`` and metrics ``(B, J)`` for the J columns."""
+        targets: list[Target] = [
+            t.build(labels.to(x.device), None if masks is None else masks.to(x.device))
+            if isinstance(t, SampleSpec)
+            else t
+            for t in self.targets
+        ]
+        maps, scores, degenerate = [], [], []
+        groups = self.groups(x.shape[0])
+        for explainer in self.explainers:
+            for group in groups:
+                expl = explainer(x, [targets[k] for k in group])
+                maps.append(expl.maps.detach().float().cpu())
+                scores.append(expl.scores.detach().float().cpu())
+                degenerate.append(expl.degenerate.detach().cpu())
+        out = {"maps": torch.cat(maps, 1), "score": torch.cat(scores, 1), "degenerate": torch.cat(degenerate, 1)}
+        if self.metrics:
+            if masks is None:
+                raise ValueError("the localisation metrics compare maps with masks, but the dataset gave none")
+            region = (masks > 0).cpu()
+            for name in self.metrics:
+                out[METRICS[name]] = _metric(name, out["maps"], region, self.tolerance)
+        return {k: v.numpy() for k, v in out.items()}
+
+
+def try_first(work: Work, data: RunData, dev: torch.device) -> None:
+    """Explain the first readable sample once, so a bad target, layer or model fails before anything is written."""
+    for i in range(min(len(data.ids), 64)):
+        sample = data.dataset[i]
+        if sample.get("error") is None and (not work.needs_label or sample["label"] >= 0):
+            batch = collate([sample])
+            try:
+                work(batch["image"].to(dev), batch["label"], batch["mask"])
+            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+                raise InputError(f"explaining the first sample ({data.ids[i]}) failed: {one_line(err, 300)}") from None
+            return
+
+
+def _specs_needing(targets: list, what: str) -> str:
+    return ", ".join(t.spec for t in targets if isinstance(t, SampleSpec) and what in t.needs)
+
+
+def _metric(name: str, maps: torch.Tensor, masks: torch.Tensor, tolerance: int) -> torch.Tensor:
+    """``(B, J)`` metric of ``maps`` against each sample's ``(B, H, W)`` mask (a constant map scores 0)."""
+    with warnings.catch_warnings():  # constant maps are flagged in the degenerate_* columns instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if name == "pointing-game":
+            return ac_metrics.pointing_game(maps, masks, tolerance=tolerance).float()
+        return getattr(ac_metrics, METRICS[name])(maps, masks).float()

@@ -1,0 +1,52 @@
+"""The base of every explainer: it holds the model it explains, unwrapped from compile and parallel wrappers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from torch import Tensor, nn
+
+from .explanation import Explanation
+
+__all__ = ["Explainer", "unwrap_model"]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module a ``torch.compile`` or ``(Distributed)DataParallel`` wrapper runs (repeatedly unwrapped).
+
+    Explainers run this module eagerly on the input's device: it is the same function, and hooks
+    on its layers then fire once per forward pass (a DataParallel replica would fire them once per
+    device, a compiled graph would break at them).
+    """
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif type(model).__name__ == "OptimizedModule" and isinstance(
+            orig := getattr(model, "_orig_mod", None), nn.Module
+        ):
+            model = orig
+        else:
+            return model
+
+
+class Explainer(ABC):
+    """Base of all explainers: holds the model, checked to be an ``nn.Module``.
+
+    A ``torch.compile``d or ``(Distributed)DataParallel`` model is explained through the module it
+    wraps (:func:`unwrap_model`): the same function, run eagerly on one device. A call
+    (``explainer(x, targets)``) returns an :class:`~areacam.Explanation` and leaves the model as it
+    found it (see :func:`~areacam.core.state.explaining`).
+    """
+
+    def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = unwrap_model(model)
+
+    @abstractmethod
+    def __call__(self, x: Tensor, targets: Any) -> Explanation:
+        """Explain ``targets`` (a :class:`~areacam.Target` or one per column) for the input batch ``x``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.model).__name__})"

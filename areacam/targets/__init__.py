@@ -1,0 +1,12 @@
+"""What to explain: targets turn a model output into one score per sample (see :mod:`areacam.targets.base`).
+
+A new target is a :class:`Target` subclass with a ``score(out, inputs) -> (B,)`` method in the module of
+its kind (:mod:`~areacam.targets.scalar` for one number per sample, :mod:`~areacam.targets.dense` for
+regions of dense outputs), exported here and from :mod:`areacam`.
+"""
+
+from areacam.targets.base import Target, as_target_list
+from areacam.targets.dense import Area, Pixel, ReconstructionError, Segment
+from areacam.targets.scalar import Class, Latent, Score
+
+__all__ = ["Area", "Class", "Latent", "Pixel", "ReconstructionError", "Score", "Segment", "Target", "as_target_list"]
