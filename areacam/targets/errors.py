@@ -55,6 +55,7 @@ class SegmentationError(Segment):
             raise IndexError(f"{type(self).__name__} class {cls} must be >= 0")
         super().__init__(int(cls), output=output)
         self.truth = _as_truth(truth)
+        self.label = int(cls)  # the class as an int (Segment's cls may be per-sample; here it never is)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cls})"
@@ -77,7 +78,7 @@ class SegmentationError(Segment):
         """
         predicted = super().predicted(out, inputs)
         binary = dense_output(out, type(self).__name__, inputs).shape[1] == 1
-        is_cls = (self.labels(predicted) == (1 if binary else self.cls)).to(predicted.dtype)
+        is_cls = self.labels(predicted).eq(1 if binary else self.label).to(predicted.dtype)
         return self.error(predicted, is_cls).expand_as(predicted)
 
     def bind(self, samples: Samples, output: Any = None) -> Target:
