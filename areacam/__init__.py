@@ -24,7 +24,20 @@ from areacam.methods.lime import Lime
 from areacam.methods.occlusion import Occlusion
 from areacam.methods.perturbation_cams import AblationCAM, ScoreCAM
 from areacam.runs import Run, open_run
-from areacam.targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
+from areacam.targets import (
+    Area,
+    Class,
+    Detection,
+    FalseNegative,
+    FalsePositive,
+    Latent,
+    Pixel,
+    ReconstructionError,
+    Score,
+    Segment,
+    Target,
+    components,
+)
 from areacam.viz import gradient_image, grid_figure, overlay, region_figure, signal_figure, slice_grid, volume_figure
 
 __all__ = [
@@ -32,9 +45,12 @@ __all__ = [
     "AblationCAM",
     "Area",
     "Class",
+    "Detection",
     "EigenCAM",
     "Embedding",
     "Explanation",
+    "FalseNegative",
+    "FalsePositive",
     "FilterVisualizer",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -58,6 +74,7 @@ __all__ = [
     "Target",
     "XGradCAM",
     "__version__",
+    "components",
     "data",
     "embed",
     "explorer",
