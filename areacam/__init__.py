@@ -14,6 +14,7 @@ result), ``targets``, ``layers``, ``methods``, ``metrics``, ``inspect``, ``viz``
 from areacam import data, metrics
 from areacam._version import __version__
 from areacam.core.explanation import Explanation
+from areacam.core.forward import Shared
 from areacam.inspect import Embedding, FilterVisualizer, embed, explorer, feature_maps, filter_weights
 from areacam.methods.cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from areacam.methods.eigen import EigenCAM
@@ -70,6 +71,7 @@ __all__ = [
     "Score",
     "ScoreCAM",
     "Segment",
+    "Shared",
     "SmoothGrad",
     "Target",
     "XGradCAM",
