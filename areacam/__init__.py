@@ -15,6 +15,7 @@ from areacam import data, metrics
 from areacam._version import __version__
 from areacam.core.explanation import Explanation
 from areacam.inspect import Embedding, FilterVisualizer, embed, explorer, feature_maps, filter_weights
+from areacam.layers.windows import SlidingWindow
 from areacam.methods.cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from areacam.methods.eigen import EigenCAM
 from areacam.methods.gradients import GuidedBackprop, InputXGradient, Saliency, SmoothGrad
@@ -54,6 +55,7 @@ __all__ = [
     "Score",
     "ScoreCAM",
     "Segment",
+    "SlidingWindow",
     "SmoothGrad",
     "Target",
     "XGradCAM",
