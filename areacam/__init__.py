@@ -16,6 +16,7 @@ from areacam._version import __version__
 from areacam.core.explanation import Explanation
 from areacam.core.forward import Shared
 from areacam.inspect import Embedding, FilterVisualizer, embed, explorer, feature_maps, filter_weights
+from areacam.layers.windows import SlidingWindow
 from areacam.methods.cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from areacam.methods.eigen import EigenCAM
 from areacam.methods.gradients import GuidedBackprop, InputXGradient, Saliency, SmoothGrad
@@ -72,6 +73,7 @@ __all__ = [
     "ScoreCAM",
     "Segment",
     "Shared",
+    "SlidingWindow",
     "SmoothGrad",
     "Target",
     "XGradCAM",

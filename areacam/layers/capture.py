@@ -120,7 +120,8 @@ class LayerCapture:
         if self.calls > 1:
             raise ValueError(
                 f"{self.where} ran more than once in one forward pass; pick a module that runs once "
-                "(e.g. a stage or block output, not a shared activation)"
+                "(e.g. a stage or block output, not a shared activation); inside ac.SlidingWindow, only the "
+                "gradient CAMs stitch a layer that runs once per patch"
             )
         part, key = self.view.pick(output, self.where)
         if self.mode == "leaf":

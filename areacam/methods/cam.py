@@ -32,10 +32,12 @@ from areacam.core.inputs import check_input
 from areacam.core.state import explaining
 from areacam.layers.capture import LayerCapture
 from areacam.layers.layout import ViewArgs
+from areacam.layers.windows import inside_window
 from areacam.methods.base import LayerExplainer
 from areacam.methods.field import NO_SEED, Field, FieldUnavailable, choose_mode
 from areacam.methods.passes import finish, layer_gradients
 from areacam.methods.registry import register
+from areacam.methods.stitched import NO_WINDOW_FIELD, stitched_backward
 from areacam.targets.base import Target, as_target_list
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,6 +117,9 @@ class CAM(LayerExplainer):
 
     def backward(self, x: Tensor, targets: Target | Sequence[Target], fwd: ForwardArgs = NO_ARGS) -> Explanation:
         """The explanation from one forward pass and one backward pass per target."""
+        window = inside_window(self.model, self.layer)
+        if window is not None:  # a layer inside a SlidingWindow: per-patch maps, stitched
+            return stitched_backward(self, window, x, targets)
         acts, grads, scores, targets, layout = layer_gradients(
             self.model, self.layer, x, targets, self.batched, self.view, fwd
         )
@@ -180,6 +185,8 @@ class FieldCAM(WeightedCAM):
         :class:`~areacam.methods.field.FieldUnavailable` where the model has an op without a
         forward-mode rule (else the field answers by backward passes, with a warning).
         """
+        if inside_window(self.model, self.layer) is not None:
+            raise ValueError(NO_WINDOW_FIELD)
         if not self.has_field:
             raise TypeError(
                 f"{type(self).__name__} changes its weights but not its field tangents: it has no field; "
@@ -197,6 +204,10 @@ class FieldCAM(WeightedCAM):
         """Explain ``targets`` by backward passes or the field, as ``mode`` says (see :class:`FieldCAM`)."""
         targets = as_target_list(targets)
         fwd = self.forward_args(x, forward_args, forward_kwargs)
+        if inside_window(self.model, self.layer) is not None:
+            if self.mode == "field":
+                raise ValueError(f"{NO_WINDOW_FIELD}; use mode='backward' or mode='auto'")
+            return self.backward(x, targets, fwd)
         if self.mode == "backward":
             return self.backward(x, targets, fwd)
         if self.mode == "auto":
