@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.outputs import replace_part
 from areacam.layers.capture import LayerCapture
 from areacam.layers.find import resolve_layer
@@ -210,12 +211,12 @@ class PatchCapture(LayerCapture):
         self.values: list[Tensor] = []
         self.patches: list[list[Patch]] = []
 
-    def run(self, x: Tensor) -> object:
+    def run(self, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> object:
         self.patches = self.window.patches(x.shape)
         self.values = []
         self._input_size = self.window.window(x.shape[2:])
         with torch.no_grad():
-            output = self.model(x)
+            output = fwd.run(self.model, x)
         if len(self.values) != len(self.patches):
             raise ValueError(
                 f"{self.where} ran {len(self.values)} times for {len(self.patches)} window calls; a stitched CAM "
