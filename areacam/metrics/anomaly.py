@@ -4,16 +4,14 @@ Every function takes ``maps`` ``(N, H, W)`` (one anomaly map per image, higher =
 real values) and bool ``masks`` ``(N, H, W)`` (the true anomalous pixels; normal images have empty
 masks) and returns one float for the set. Volumes ``(N, D, H, W)`` work the same way.
 
-Each curve comes from one sort of the pooled pixels: the pixels are ordered by score once, the
-counts behind every threshold are cumulative sums over that order, and tied scores are merged into
-one point (as scikit-learn's ``roc_curve`` and the MVTec AD evaluation code do). A set where a metric
+Each curve comes from sorting the pooled scores once (the normal ones, and the abnormal ones with
+their weights), never from a pass per threshold (:func:`overlap_area`); tied scores are one point of
+the curve, as in scikit-learn's ``roc_curve`` and the MVTec AD evaluation code. A set where a metric
 is undefined (no anomalous pixel, no normal pixel, no abnormal image) raises a ``ValueError`` naming
 it; :func:`defined_anomaly_scores` gives ``None`` there instead, for summaries.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +20,7 @@ from torch import Tensor
 from areacam._util.optional import require
 from areacam.metrics.catalog import describe
 
-__all__ = ["aupro", "defined_anomaly_scores", "image_auroc", "pixel_auroc", "region_weights"]
+__all__ = ["aupro", "defined_anomaly_scores", "image_auroc", "overlap_area", "pixel_auroc", "region_labels"]
 
 ArrayLike = Tensor | np.ndarray
 
@@ -61,52 +59,61 @@ def check_anomaly_inputs(maps: object, masks: object) -> tuple[Tensor, Tensor]:
     return maps, masks.to(maps.device)
 
 
-def region_weights(masks: Tensor) -> tuple[Tensor, int]:
-    """Per-pixel weight ``1 / |region|`` of each connected anomalous region (full connectivity, as the
-    MVTec AD code's ``np.ones((3, 3))`` structure) and 0 on normal pixels; and the number of regions."""
+def region_labels(masks: Tensor) -> tuple[np.ndarray, int]:
+    """Connected anomalous regions of every mask, numbered ``1..R`` across the set (0: normal): one
+    labelling call with full connectivity inside an image (the MVTec AD code's ``np.ones((3, 3))``) and
+    none across images."""
     label = require("scipy.ndimage", "areacam.metrics.aupro").label
-    weights = np.zeros(masks.shape, dtype=np.float64)
-    structure = np.ones((3,) * (masks.dim() - 1), dtype=int)
-    regions = 0
-    for i, mask in enumerate(masks.cpu().numpy()):
-        labels, count = label(mask, structure=structure)
-        if count:
-            sizes = np.bincount(labels.ravel())
-            inverse = np.where(sizes > 0, 1.0 / np.maximum(sizes, 1), 0.0)
-            inverse[0] = 0.0
-            weights[i] = inverse[labels]
-        regions += count
-    return torch.from_numpy(weights).to(masks.device), regions
+    structure = np.zeros((3,) * masks.dim(), dtype=int)
+    structure[1] = 1
+    labels, regions = label(masks.cpu().numpy(), structure=structure)
+    return labels, int(regions)
 
 
-def cumulative_counts(scores: Tensor, weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-    """Distinct ``scores`` from high to low ``(T,)`` and, per weight, the sum over the scores at or above
-    each, ``(len(weights), T)`` float64: the counts behind every threshold, from one sort."""
-    order = scores.reshape(-1).argsort(descending=True)
-    ordered = scores.reshape(-1)[order]
-    last = torch.ones_like(ordered, dtype=torch.bool)
+def overlap_area(normal: np.ndarray, abnormal: np.ndarray, weights: np.ndarray, fpr_limit: float = 1.0) -> float:
+    """Area under the curve of (share of ``normal`` scores >= t, weighted share of ``abnormal`` scores
+    >= t) over every threshold ``t``, from ``(0, 0)`` to a false-positive rate of ``fpr_limit``, over it.
+
+    With unit weights this is the ROC AUC (the trapezoid counts a tie as half, as scikit-learn); with
+    ``1 / |region|`` weights, the area under the PRO curve. Only thresholds that change the false-positive
+    rate add area: at a distinct normal score ``u`` held by ``c`` of the ``N`` normal pixels the curve
+    moves right by ``c / N``, from the overlap of the abnormal scores ``> u`` to that of those ``>= u``
+    (a straight segment: one trapezoid); the segment that crosses ``fpr_limit`` is interpolated
+    linearly there (as the MVTec AD code does). One sort of the normal scores (only those of the top
+    ``fpr_limit`` share, found by a partition) and one search of the abnormal ones among them give
+    every segment: no pass per threshold.
+    """
+    flat_normal = normal.ravel()
+    count = flat_normal.size
+    # Only the scores of the top `fpr_limit` share (and their ties) reach the limit: sort those alone.
+    low = count - int(np.ceil(fpr_limit * count)) - 1
+    if low > 0:
+        flat_normal = flat_normal[flat_normal >= np.partition(flat_normal, low)[low]]
+    ordered = np.sort(flat_normal)  # low to high
+    last = np.ones(ordered.size, dtype=bool)
     last[:-1] = ordered[1:] != ordered[:-1]
-    sums = torch.stack([w.reshape(-1)[order].to(torch.float64).cumsum(0)[last] for w in weights])
-    return ordered[last], sums
-
-
-def roc_area(false_pos: Tensor, true_pos: Tensor) -> float:
-    """Trapezoidal area under the ROC curve from cumulative counts (both ending at their totals)."""
-    fpr = torch.cat([false_pos.new_zeros(1), false_pos / false_pos[-1]])
-    tpr = torch.cat([true_pos.new_zeros(1), true_pos / true_pos[-1]])
-    return float(torch.trapezoid(tpr, fpr))
-
-
-def pro_area(fpr: Tensor, pro: Tensor, fpr_limit: float) -> float:
-    """Area under the (FPR, PRO) curve from 0 to ``fpr_limit`` (interpolated there), over ``fpr_limit``."""
-    fpr = torch.cat([fpr.new_zeros(1), fpr.clamp(0, 1)])
-    pro = torch.cat([pro.new_zeros(1), pro.clamp(0, 1)])
-    keep = int(torch.searchsorted(fpr, torch.tensor([fpr_limit], dtype=fpr.dtype), right=True))
-    area = float(torch.trapezoid(pro[:keep], fpr[:keep])) if keep > 1 else 0.0
-    if keep < fpr.numel() and fpr[keep - 1] < fpr_limit:
-        x0, x1, y0, y1 = fpr[keep - 1], fpr[keep], pro[keep - 1], pro[keep]
-        at_limit = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
-        area += float(0.5 * (y0 + at_limit) * (fpr_limit - x0))
+    ends = np.flatnonzero(last)
+    values = ordered[ends]  # distinct normal scores u_0 < u_1 < ...
+    at_or_above = (ordered.size - np.concatenate([[0], ends[:-1] + 1])) / count  # FPR at each u
+    above_fpr = (ordered.size - ends - 1) / count  # FPR just above each u
+    flat, w = abnormal.ravel(), weights.ravel().astype(np.float64)
+    index = np.searchsorted(values, flat, side="left")  # distinct normal scores below each abnormal one
+    tie = index < values.size
+    tie[tie] = values[index[tie]] == flat[tie]
+    per_index = np.bincount(index, weights=w, minlength=values.size + 1)
+    above: np.ndarray = np.cumsum(per_index[::-1])[::-1][1:]  # weight of abnormal scores > u_k (those with index > k)
+    at: np.ndarray = above + np.bincount(index[tie], weights=w[tie], minlength=values.size)[: values.size]
+    total = float(w.sum())
+    above, at = above / total, at / total
+    inside = at_or_above <= fpr_limit
+    area = float(np.sum(0.5 * (above[inside] + at[inside]) * (at_or_above[inside] - above_fpr[inside])))
+    crossing = np.flatnonzero(~inside)
+    if crossing.size:
+        k = crossing[-1]  # the highest score whose segment ends beyond the limit
+        if above_fpr[k] < fpr_limit:
+            share = (fpr_limit - above_fpr[k]) / (at_or_above[k] - above_fpr[k])
+            at_limit = above[k] + (at[k] - above[k]) * share
+            area += 0.5 * (above[k] + at_limit) * (fpr_limit - above_fpr[k])
     return area / fpr_limit
 
 
@@ -134,8 +141,8 @@ def pixel_auroc(maps: ArrayLike, masks: ArrayLike) -> float:
         raise ValueError(
             f"pixel_auroc is undefined: the masks hold {abnormal} anomalous and {normal} normal pixels; it needs both"
         )
-    _, (pos, neg) = cumulative_counts(maps, [masks, ~masks])
-    return roc_area(neg, pos)
+    values, truth = maps.cpu().numpy(), masks.cpu().numpy()
+    return overlap_area(values[~truth], values[truth], np.ones(abnormal))
 
 
 @describe("aupro", "localisation", higher_is_better=True, needs_masks=True, layer_ranking=False, per_set=True)
@@ -156,9 +163,11 @@ def aupro(maps: ArrayLike, masks: ArrayLike, fpr_limit: float = 0.3) -> float:
         raise ValueError(
             f"aupro is undefined: the masks hold {abnormal} anomalous and {normal} normal pixels; it needs both"
         )
-    weights, regions = region_weights(masks)
-    _, (false_pos, overlap) = cumulative_counts(maps, [~masks, weights])
-    return pro_area(false_pos / normal, overlap / regions, limit)
+    labels, _ = region_labels(masks)
+    values, truth = maps.cpu().numpy(), masks.cpu().numpy()
+    regions = labels[truth]
+    weights = 1.0 / np.bincount(regions)[regions]  # each region weighs 1 in all: the mean over regions
+    return overlap_area(values[~truth], values[truth], weights, limit)
 
 
 @describe("image_auroc", "localisation", higher_is_better=True, needs_masks=True, layer_ranking=False, per_set=True)
@@ -175,8 +184,8 @@ def image_auroc(maps: ArrayLike, masks: ArrayLike) -> float:
         raise ValueError(
             f"image_auroc is undefined: {abnormal} of {labels.numel()} images are abnormal; it needs both kinds"
         )
-    _, (pos, neg) = cumulative_counts(maps.flatten(1).amax(1), [labels, ~labels])
-    return roc_area(neg, pos)
+    peaks, truth = maps.flatten(1).amax(1).cpu().numpy(), labels.cpu().numpy()
+    return overlap_area(peaks[~truth], peaks[truth], np.ones(abnormal))
 
 
 def defined_anomaly_scores(maps: ArrayLike, masks: ArrayLike, fpr_limit: float = 0.3) -> dict[str, float | None]:
