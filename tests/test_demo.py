@@ -248,6 +248,7 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
         "guide-autoencoder.md",
         "guide-classifier.md",
         "guide-datasets.md",
+        "guide-detection.md",
         "guide-segmentation.md",
         "guide-transformers.md",
         "guide-volumes-signals.md",
