@@ -76,7 +76,16 @@ class CAM(LayerExplainer):
     (``"auto"``, ``"field"``, ``"backward"``) picks between backward passes and the forward-mode field
     of the methods that have one (:class:`FieldCAM`); the others answer ``"auto"`` with backward
     passes and refuse ``"field"``.
+
+    ``create_graph=True`` keeps the graph of ``raw``, ``maps`` and ``scores`` to the parameters and the
+    input, for a loss on the explanation (see :mod:`areacam.training`). The model then runs in the
+    caller's train/eval mode (the one exception to eval mode), its buffers are restored, and every
+    target takes its own backward pass (no batched VJP, no field: ``mode="field"`` is refused). In
+    train mode, BatchNorm couples the samples of a batch, and each sample's gradient is that of the
+    batch sum.
     """
+
+    keeps_graph = True
 
     def __init__(
         self,
@@ -85,12 +94,18 @@ class CAM(LayerExplainer):
         batched: bool | None = None,
         *,
         mode: str = "auto",
+        create_graph: bool = False,
         **view: Unpack[ViewArgs],
     ):
-        super().__init__(model, layer, **view)
+        super().__init__(model, layer, create_graph, **view)
         self.batched = batched
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if create_graph and mode == "field":
+            raise ValueError(
+                f"{type(self).__name__}(mode='field') cannot keep a graph (create_graph=True): the field's "
+                "forward-mode products are detached; use mode='auto' or mode='backward'"
+            )
         self.mode = self._mode(mode)
 
     def _mode(self, mode: str) -> str:
@@ -109,7 +124,7 @@ class CAM(LayerExplainer):
     def backward(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """The explanation from one forward pass and one backward pass per target."""
         acts, grads, scores, targets, layout = layer_gradients(
-            self.model, self.layer, x, targets, self.batched, self.view
+            self.model, self.layer, x, targets, self.batched, self.view, self.create_graph
         )
         raw = torch.relu(self.cam(acts, grads))
         return finish(raw, raw, scores, targets, x.shape[2:], layout)
@@ -171,12 +186,17 @@ class FieldCAM(WeightedCAM):
                 f"{type(self).__name__} changes its weights but not its field tangents: it has no field; "
                 "use backward passes"
             )
+        if self.create_graph:
+            raise ValueError(
+                f"{type(self).__name__}(create_graph=True) has no field: the field's products are detached; "
+                "call the explainer, which takes one backward pass per target"
+            )
         return Field(self, x, max_memory, strict=strict)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` by backward passes or the field, as ``mode`` says (see :class:`FieldCAM`)."""
         targets = as_target_list(targets)
-        if self.mode == "backward":
+        if self.mode == "backward" or self.create_graph:  # the graph: one backward pass per target
             return self.backward(x, targets)
         if self.mode == "auto":
             if len(targets) <= 1 or choose_mode("auto", len(targets), self._channel_count(x)) == "backward":
