@@ -14,7 +14,9 @@ result), ``targets``, ``layers``, ``methods``, ``metrics``, ``inspect``, ``viz``
 from areacam import data, metrics
 from areacam._version import __version__
 from areacam.core.explanation import Explanation
+from areacam.core.forward import Shared
 from areacam.inspect import Embedding, FilterVisualizer, embed, explorer, feature_maps, filter_weights
+from areacam.layers.windows import SlidingWindow
 from areacam.methods.cam import CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from areacam.methods.eigen import EigenCAM
 from areacam.methods.gradients import GuidedBackprop, InputXGradient, Saliency, SmoothGrad
@@ -24,7 +26,20 @@ from areacam.methods.lime import Lime
 from areacam.methods.occlusion import Occlusion
 from areacam.methods.perturbation_cams import AblationCAM, ScoreCAM
 from areacam.runs import Run, open_run
-from areacam.targets import Area, Class, Latent, Pixel, ReconstructionError, Score, Segment, Target
+from areacam.targets import (
+    Area,
+    Class,
+    Detection,
+    FalseNegative,
+    FalsePositive,
+    Latent,
+    Pixel,
+    ReconstructionError,
+    Score,
+    Segment,
+    Target,
+    components,
+)
 from areacam.viz import gradient_image, grid_figure, overlay, region_figure, signal_figure, slice_grid, volume_figure
 
 __all__ = [
@@ -32,9 +47,12 @@ __all__ = [
     "AblationCAM",
     "Area",
     "Class",
+    "Detection",
     "EigenCAM",
     "Embedding",
     "Explanation",
+    "FalseNegative",
+    "FalsePositive",
     "FilterVisualizer",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -54,10 +72,13 @@ __all__ = [
     "Score",
     "ScoreCAM",
     "Segment",
+    "Shared",
+    "SlidingWindow",
     "SmoothGrad",
     "Target",
     "XGradCAM",
     "__version__",
+    "components",
     "data",
     "embed",
     "explorer",

@@ -1,4 +1,4 @@
-"""Reference models for areacam: a classifier, VAEs, a VAE-GAN, FCN-8s/32s, a U-Net, a 3-D U-Net and a 1-D autoencoder.
+"""Reference models for areacam: a classifier, an autoencoder, VAEs, a VAE-GAN, FCN-8s/32s, U-Nets, a 1-D autoencoder.
 
 ```python
 from areacam import models
@@ -14,10 +14,11 @@ are listed in each class's docstring and in ``docs/models.md``.
 from .classifier import Classifier
 from .registry import TASKS, create, load, load_checkpoint, names, save
 from .segmentation import BACKBONES, FCN, HEADS, unet
-from .vae import CVAE, DVAE, VAE, VAEGAN, LinearVAE
+from .vae import AE, CVAE, DVAE, VAE, VAEGAN, LinearVAE
 from .volumes import SignalAE, UNet3D
 
 __all__ = [
+    "AE",
     "BACKBONES",
     "CVAE",
     "DVAE",

@@ -12,13 +12,14 @@ from torch import nn
 
 from .classifier import Classifier
 from .segmentation import FCN, unet
-from .vae import CVAE, DVAE, VAE, VAEGAN, LinearVAE
+from .vae import AE, CVAE, DVAE, VAE, VAEGAN, LinearVAE
 from .volumes import SignalAE, UNet3D
 
 __all__ = ["FAMILIES", "TASKS", "create", "load", "load_checkpoint", "names", "save"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "classifier": Classifier,
+    "ae": AE,
     "vae": VAE,
     "cvae": CVAE,
     "dvae": DVAE,
@@ -33,6 +34,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
 #: The training family of each registered model (its loss and step in :mod:`models.train`).
 FAMILIES: dict[str, str] = {
     "classifier": "classifier",
+    "ae": "autoencoder",
     "vae": "vae",
     "cvae": "cvae",
     "dvae": "vae",
@@ -54,7 +56,7 @@ _FAMILY_TASKS = {
 }
 
 #: What each registered model does: ``"classification"``, ``"segmentation"``, ``"generative"`` or
-#: ``"reconstruction"`` (a plain autoencoder of signals).
+#: ``"reconstruction"`` (a plain autoencoder of images or signals).
 TASKS: dict[str, str] = {name: _FAMILY_TASKS[family] for name, family in FAMILIES.items()}
 
 CHECKPOINT_FORMAT = "areacam-model/1"

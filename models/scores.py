@@ -98,7 +98,16 @@ def held_out_scores(
 def _reconstruction_scores(
     model: nn.Module, d: dict[str, torch.Tensor], batch_size: int, device: str | torch.device
 ) -> dict[str, Any]:
-    """Test MSE on the clean signals; anomaly hit rate and error inside / outside the anomaly windows."""
+    """Test MSE on the clean signals; anomaly hit rate and error inside / outside the anomaly windows.
+
+    Images (no anomaly windows in ``d``): the test MSE only."""
+    if "a_test" not in d:
+        x_te = d["x_test"]
+        sq = sum(
+            float(((model(x_te[i : i + batch_size].to(device))[0] - x_te[i : i + batch_size].to(device)) ** 2).sum())
+            for i in range(0, x_te.shape[0], batch_size)
+        )
+        return {"test_mse": sq / x_te.numel()}
     sq_clean, inside, outside, hits = 0.0, 0.0, 0.0, 0
     x_te, clean, windows = d["x_test"], d["clean_test"], d["a_test"]
     n = x_te.shape[0]

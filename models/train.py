@@ -7,6 +7,7 @@ One function trains any registered model on ``"digits"``, ``"shapes"``, ``"volum
   pixel accuracy, mean pixel accuracy and mean IoU on the test images.
 * ``unet3d``: voxel cross-entropy on the volumes masks (3 classes: background, sphere, cube); the same
   metrics per voxel.
+* ``ae``: mean squared reconstruction error on the images; reports the test MSE.
 * ``signal_ae``: mean squared reconstruction error on the clean signals (the anomalies are never seen in
   training); reports the test MSE on clean signals and, on the signals with an injected anomaly, the share
   whose largest squared error lies inside the anomaly window and the error inside / outside the window.
@@ -70,6 +71,8 @@ _BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("generative", "digits"): dict(epochs=30, batch_size=64, lr=1e-3, size=32, n_train=None, n_test=None),
     ("generative", "shapes"): dict(epochs=20, batch_size=64, lr=1e-3, size=32, n_train=2000, n_test=500),
     ("segmentation", "volumes"): dict(epochs=6, batch_size=8, lr=3e-3, size=24, n_train=128, n_test=32),
+    ("reconstruction", "digits"): dict(epochs=30, batch_size=64, lr=1e-3, size=32, n_train=None, n_test=None),
+    ("reconstruction", "shapes"): dict(epochs=20, batch_size=64, lr=1e-3, size=32, n_train=2000, n_test=500),
     ("reconstruction", "signals"): dict(epochs=10, batch_size=64, lr=3e-3, size=256, n_train=1000, n_test=200),
 }
 _MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -144,7 +147,7 @@ def _model_kwargs(model: str, data: str, size: int, d: dict[str, torch.Tensor], 
         classes = SHAPE_CLASSES if data == "shapes" else VOLUME_CLASSES
         kw = dict(num_classes=1 + len(classes), in_channels=in_channels)
     elif family.task == "reconstruction":
-        kw = dict(in_channels=in_channels)
+        kw = dict(in_channels=in_channels) if data == "signals" else dict(in_channels=in_channels, input_size=size)
     else:
         kw = dict(in_channels=in_channels, input_size=size)
         if family.conditional:

@@ -170,6 +170,24 @@ class VAE(nn.Module):
         return self.decode(z)
 
 
+class AE(VAE):
+    """Plain convolutional autoencoder: the :class:`VAE`'s encoder and decoder with a deterministic code.
+
+    Same layers and arguments as :class:`VAE` (``encoder.fc_logvar`` exists but is unused), trained
+    on the mean squared reconstruction error, no KL term.
+
+    Shapes:
+        ``forward``: ``(B, C, S, S)`` -> ``(recon (B, C, S, S), code (B, D))``; ``ac.Latent(i)`` reads
+        the code.
+    """
+
+    registry_name = "ae"
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]  # (recon, code): an AE has no logvar
+        code, _ = self.encode(x)
+        return self.decode(code), code
+
+
 class DVAE(VAE):
     """Denoising VAE: in train mode the input is corrupted with Gaussian noise before encoding.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import statistics
@@ -27,11 +28,16 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float
     return statistics.median(times)
 
 
+#: The 1-minute load average when the benchmark started: figures taken above 1 are not idle figures.
+LOAD_BEFORE = os.getloadavg()[0]
+
+
 def machine() -> str:
-    """One line describing where the figures were measured."""
+    """One line describing where the figures were measured, with the load average before the run."""
     return (
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}"
+        f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}, "
+        f"load average {LOAD_BEFORE:.2f} before the run ({'idle' if LOAD_BEFORE < 1 else 'shared'})"
     )
 
 

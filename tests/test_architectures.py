@@ -378,8 +378,9 @@ def test_model_output_selection():
     assert ac.Area()(mapping, x).equal(logits.sum(dim=(1, 2, 3)))
     assert ac.Area(output="pred_masks")(mapping, x).equal(masks.sum(dim=(1, 2, 3)))
     assert ac.Area()({"out": masks, "logits": logits}, x).equal(masks.sum(dim=(1, 2, 3)))  # "out" first
-    with pytest.raises(KeyError, match=r"neither an 'out' nor a 'logits' entry \(keys: \['boxes'\]\)"):
-        ac.Area()({"boxes": logits}, x)
+    with pytest.raises(KeyError, match=r"neither an 'out' nor a 'logits' entry \(keys: \['boxes', 'masks'\]\)"):
+        ac.Area()({"boxes": logits, "masks": masks}, x)
+    assert ac.Area()({"boxes": logits}, x).equal(logits.sum(dim=(1, 2, 3)))  # one tensor entry: read as it
 
 
 # --------------------------------------------------------------------------- wrapped models

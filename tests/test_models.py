@@ -13,6 +13,7 @@ from areacam import models
 # Small configurations: every test here runs in milliseconds to a second.
 SMALL = {
     "classifier": dict(num_classes=3, in_channels=3, width=4, input_size=32, hidden=16),
+    "ae": dict(in_channels=3, input_size=32, latent_dim=4, width=4),
     "vae": dict(in_channels=1, input_size=32, latent_dim=4, width=4),
     "cvae": dict(in_channels=1, input_size=32, latent_dim=4, width=4, num_classes=10, embed_dim=3),
     "dvae": dict(in_channels=1, input_size=32, latent_dim=4, width=4, noise_std=0.3),
@@ -25,6 +26,7 @@ SMALL = {
 }
 INPUT = {
     "classifier": (2, 3, 32, 32),
+    "ae": (2, 3, 32, 32),
     "vae": (2, 1, 32, 32),
     "cvae": (2, 1, 32, 32),
     "dvae": (2, 1, 32, 32),
@@ -55,6 +57,7 @@ def batch(name: str, seed: int = 1) -> torch.Tensor:
 
 def test_names_are_the_registered_models():
     assert models.names() == [
+        "ae",
         "classifier",
         "cvae",
         "dvae",
@@ -460,3 +463,12 @@ def test_volume_and_signal_models_shapes_and_input_checks():
         seg(torch.rand(1, 1, 8, 8, 6))
     with pytest.raises(ValueError, match=r"SignalAE expects \(B, 2, L\) with L divisible by 16"):
         make("signal_ae")(torch.rand(1, 2, 40))
+
+
+def test_plain_autoencoder_returns_its_code_and_trains_on_mse():
+    model = make("ae")
+    x = batch("ae")
+    recon, code = model(x)
+    assert recon.shape == x.shape and code.shape == (2, 4)
+    assert torch.equal(code, model.encode(x)[0]) and torch.equal(recon, model.decode(code))
+    assert models.TASKS["ae"] == "reconstruction"

@@ -132,7 +132,9 @@ def test_latent_and_output_selector():
     with pytest.raises(IndexError, match="latent index 2 is out of range"):
         ac.Latent(2)((recon, mu, logvar), x)
     with pytest.raises(KeyError, match="'out'"):
-        ac.Area()({"aux": recon}, x)
+        ac.Area()({"aux": recon, "more": recon}, x)
+    # one tensor entry has only one thing it could mean (diffusers' ``sample``)
+    assert torch.equal(ac.Area()({"aux": recon, "note": "text"}, x), ac.Area()(recon, x))
     with pytest.raises(IndexError, match="out of range"):
         ac.Latent(0, output=5)((recon, mu), x)
 

@@ -95,6 +95,7 @@ def test_mean_image_baseline_is_the_mse_of_the_training_mean():
         ),
         ("unet3d", "volumes", dict(width=2), {"mean_iou", "pixel_accuracy", "class_iou"}),
         ("signal_ae", "signals", dict(width=4), {"test_mse", "anomaly_hit_rate", "mse_inside_anomaly"}),
+        ("ae", "digits", TINY_VAE, {"test_mse"}),
     ],
 )
 def test_every_task_trains_one_epoch(model, data, kwargs, keys):

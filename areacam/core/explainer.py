@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
 from .explanation import Explanation
+from .forward import ForwardArgs, forward_args
 
 __all__ = ["Explainer", "unwrap_model"]
 
@@ -61,7 +63,15 @@ class Explainer(ABC):
 
     @abstractmethod
     def __call__(self, x: Tensor, targets: Any) -> Explanation:
-        """Explain ``targets`` (a :class:`~areacam.Target` or one per column) for the input batch ``x``."""
+        """Explain ``targets`` (a :class:`~areacam.Target` or one per column) for the input batch ``x``.
+
+        The CAMs, the gradient methods and Integrated Gradients also take ``forward_args`` /
+        ``forward_kwargs``: the model then runs as ``model(x, *forward_args, **forward_kwargs)``.
+        """
+
+    def forward_args(self, x: Tensor, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> ForwardArgs:
+        """The call's extra model arguments, checked against the model's forward (``TypeError`` naming this call)."""
+        return forward_args(self.model, x, args, kwargs, f"{type(self).__name__}(...) call")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__})"

@@ -29,13 +29,16 @@ def check_input(model: nn.Module, x: object, spatial: tuple[int, ...] = (1, 2, 3
     """Check that ``x`` is a finite float ``(B, C, *spatial)`` tensor on the model's device and dtype.
 
     ``spatial`` lists the accepted numbers of spatial dims (1: signals ``(B, C, L)``, 2: images
-    ``(B, C, H, W)``, 3: volumes ``(B, C, D, H, W)``); ``method`` names the caller in the error of a
-    method that draws only some of them. Returns ``x``, or a normal copy of it when it was made under
-    ``torch.inference_mode()`` (such a tensor cannot enter an autograd graph).
+    ``(B, C, H, W)``, 3: volumes ``(B, C, D, H, W)``); a tensor subclass such as MONAI's ``MetaTensor``
+    is read as the plain tensor it holds (its metadata is not carried into the maps); ``method`` names
+    the caller in the error of a method that draws only some of them. Returns ``x``, or a normal copy
+    of it when it was made under ``torch.inference_mode()`` (such a tensor cannot enter an autograd graph).
     """
     shapes = " or ".join(SPATIAL_SHAPES[n] for n in spatial)
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape {shapes}, got {type(x).__name__}")
+    if type(x) is not Tensor:  # a subclass (MONAI's MetaTensor): explained as the plain tensor it holds
+        x = x.as_subclass(Tensor)
     if x.dim() - 2 not in spatial:
         if method is not None and x.dim() - 2 in SPATIAL_SHAPES:
             raise ValueError(

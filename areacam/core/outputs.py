@@ -49,9 +49,9 @@ def rebuild(output: Any, new: list[Tensor]) -> Any:
         return new.pop(0) if output.is_floating_point() else output
     if isinstance(output, Mapping):
         pairs = [(key, rebuild(value, new)) for key, value in output.items()]
-        build: Callable[[list[tuple[Any, Any]]], Any] = type(output)
-        try:
-            return build(pairs)
+        build: Callable[..., Any] = type(output)
+        try:  # by keyword first: a ModelOutput built from one list of pairs would hold that list as its first field
+            return build(**dict(pairs)) if all(isinstance(key, str) for key, _ in pairs) else build(pairs)
         except Exception:
             return dict(pairs)
     if isinstance(output, (tuple, list)):
@@ -96,12 +96,20 @@ def describe(output: Any) -> Any:
     return type(output).__name__
 
 
+def _positional(output: Mapping) -> bool:
+    """Whether an int indexes ``output`` by position, as ``out[0]`` does on a Hugging Face / diffusers
+    ``ModelOutput`` (a mapping whose keys are all str)."""
+    return all(isinstance(key, str) for key in output)
+
+
 def select_output(output: Any, selector: OutputSelector) -> Tensor:
     """Pick the tensor a target reads from a model output.
 
     ``None`` takes a tensor as is, a mapping's ``"out"`` entry (torchvision segmentation models),
-    else its ``"logits"`` (Hugging Face ``ModelOutput``), or element 0 of a tuple/list; an int or
-    str indexes a tuple/list/mapping; a callable is applied to the whole output.
+    else its ``"logits"`` (Hugging Face ``ModelOutput``), else its only tensor entry (diffusers'
+    ``sample``), or element 0 of a tuple/list; an int indexes a tuple/list, and a mapping with str keys
+    (a ``ModelOutput``) by position as ``out[0]`` does; a str is a key; a callable is applied to the
+    whole output.
     """
     if callable(selector):
         picked = selector(output)
@@ -110,6 +118,9 @@ def select_output(output: Any, selector: OutputSelector) -> Tensor:
             picked = output
         elif isinstance(output, Mapping):
             key = next((k for k in ("out", "logits") if k in output), None)
+            tensors = [k for k, v in output.items() if isinstance(v, Tensor)]
+            if key is None and len(tensors) == 1:  # one tensor entry (diffusers' ``sample``): nothing else it can mean
+                key = tensors[0]
             if key is None:
                 raise KeyError(
                     f"model returned a {type(output).__name__} with neither an 'out' nor a 'logits' entry (keys: "
@@ -125,6 +136,11 @@ def select_output(output: Any, selector: OutputSelector) -> Tensor:
             f"output={selector!r} reads part of a structured output, but the model returned a single "
             f"tensor of shape {tuple(output.shape)}; use output=None"
         )
+    elif isinstance(output, Mapping) and isinstance(selector, int) and _positional(output):
+        values = list(output.values())
+        if not -len(values) <= selector < len(values):
+            raise IndexError(f"output={selector} is out of range for a {type(output).__name__} of {len(values)} parts")
+        picked = values[selector]
     elif isinstance(output, Mapping):
         if selector not in output:
             raise KeyError(f"output={selector!r} is not a key of the model output (keys: {list(output)})")

@@ -10,9 +10,12 @@ files bundled with scikit-image and scikit-learn, shapes are generated.
   ``(N, S, S, S)`` masks (``0`` background, ``1 + label`` object).
 * :func:`signals` -- ``(N, 1, L)`` smooth periodic signals with one injected anomaly each, the clean
   signals, and exact ``(N, L)`` anomaly masks.
+* :func:`anomalies` -- ``(N, 3, S, S)`` generated textures (stripes, grain, cells, weave), a share with
+  one anomaly each (blob, scratch, colour spot, missing texture) and exact ``(N, S, S)`` bool masks.
 * :func:`photo` / :func:`photo_names` -- ``(3, H, W)`` float photos, optionally resized.
 """
 
+from areacam.data.anomalies import ANOMALY_TYPES, MIN_ANOMALY_SIZE, TEXTURE_FAMILIES, anomalies
 from areacam.data.digits import digits
 from areacam.data.photos import photo, photo_names
 from areacam.data.shapes import MIN_SHAPE_SIZE, SHAPE_CLASSES, SHAPE_COLORS, draw_shape, shapes
@@ -21,12 +24,16 @@ from areacam.data.volumes import MIN_VOLUME_SIZE, VOLUME_CLASSES, volumes
 
 __all__ = [
     "ANOMALY_KINDS",
+    "ANOMALY_TYPES",
+    "MIN_ANOMALY_SIZE",
     "MIN_SHAPE_SIZE",
     "MIN_SIGNAL_LENGTH",
     "MIN_VOLUME_SIZE",
     "SHAPE_CLASSES",
     "SHAPE_COLORS",
+    "TEXTURE_FAMILIES",
     "VOLUME_CLASSES",
+    "anomalies",
     "digits",
     "draw_shape",
     "photo",

@@ -12,6 +12,7 @@ from areacam.layers.find import layer_name, resolve_layer, unwrap_model
 from areacam.layers.hooks import Hooks
 from areacam.layers.layout import LAYOUTS, AmbiguousLayoutError, LayerView, Layout
 from areacam.layers.table import layer_table
+from areacam.layers.windows import PatchCapture, SlidingWindow
 
 __all__ = [
     "LAYOUTS",
@@ -20,6 +21,8 @@ __all__ = [
     "LayerCapture",
     "LayerView",
     "Layout",
+    "PatchCapture",
+    "SlidingWindow",
     "layer_name",
     "layer_table",
     "resolve_layer",

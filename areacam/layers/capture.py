@@ -7,6 +7,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.outputs import replace_part
 from areacam.layers.find import layer_name, resolve_layer, unwrap_model
 from areacam.layers.hooks import Hooks
@@ -79,8 +80,9 @@ class LayerCapture:
         """Remove the hook; safe to call more than once."""
         self._hooks.remove()
 
-    def run(self, x: Tensor) -> object:
-        """Run the model on ``x`` (inside ``with``); the model's output, or ``None`` when stopped.
+    def run(self, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> object:
+        """Run the model on ``x`` and the extra arguments ``fwd`` (inside ``with``); the model's output, or
+        ``None`` when stopped.
 
         Raises ``ValueError`` when the layer did not run.
         """
@@ -90,7 +92,7 @@ class LayerCapture:
         output = None
         with grad:
             try:
-                output = self.model(x)
+                output = fwd.run(self.model, x)
             except _Stop:
                 pass
         if self.value is None:
@@ -120,7 +122,8 @@ class LayerCapture:
         if self.calls > 1:
             raise ValueError(
                 f"{self.where} ran more than once in one forward pass; pick a module that runs once "
-                "(e.g. a stage or block output, not a shared activation)"
+                "(e.g. a stage or block output, not a shared activation); inside ac.SlidingWindow, only the "
+                "gradient CAMs stitch a layer that runs once per patch"
             )
         part, key = self.view.pick(output, self.where)
         if self.mode in ("leaf", "tape"):

@@ -20,21 +20,24 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from areacam.core.explanation import Explanation
+from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.inputs import check_input
 from areacam.core.state import explaining
 from areacam.layers.capture import LayerCapture
 from areacam.layers.layout import ViewArgs
+from areacam.layers.windows import inside_window
 from areacam.methods.base import LayerExplainer
 from areacam.methods.field import NO_SEED, Field, FieldUnavailable, choose_mode
 from areacam.methods.passes import finish, layer_gradients
 from areacam.methods.registry import register
+from areacam.methods.stitched import NO_WINDOW_FIELD, stitched_backward
 from areacam.targets.base import Target, as_target_list
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,14 +120,28 @@ class CAM(LayerExplainer):
             )
         return "backward"
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
-        return self.backward(x, targets)
+        return self.backward(x, targets, self.forward_args(x, forward_args, forward_kwargs))
 
-    def backward(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def backward(self, x: Tensor, targets: Target | Sequence[Target], fwd: ForwardArgs = NO_ARGS) -> Explanation:
         """The explanation from one forward pass and one backward pass per target."""
+        window = inside_window(self.model, self.layer)
+        if window is not None:  # a layer inside a SlidingWindow: per-patch maps, stitched
+            if self.create_graph:
+                raise ValueError(
+                    f"{type(self).__name__}(create_graph=True) at a layer inside a SlidingWindow: the stitched "
+                    "maps are detached; explain the inner model per patch to keep the graph"
+                )
+            return stitched_backward(self, window, x, targets)
         acts, grads, scores, targets, layout = layer_gradients(
-            self.model, self.layer, x, targets, self.batched, self.view, self.create_graph
+            self.model, self.layer, x, targets, self.batched, self.view, fwd, self.create_graph
         )
         raw = torch.relu(self.cam(acts, grads))
         return finish(raw, raw, scores, targets, x.shape[2:], layout)
@@ -174,13 +191,22 @@ class FieldCAM(WeightedCAM):
     def field_tangents(self, acts: Tensor) -> Tensor:
         """Per-channel tangents ``(B, C, *s)`` whose JVPs give the weights (see :mod:`areacam.methods.field`)."""
 
-    def field(self, x: Tensor, max_memory: int | None = None, strict: bool = False) -> Field:
+    def field(
+        self,
+        x: Tensor,
+        max_memory: int | None = None,
+        strict: bool = False,
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Field:
         """The forward-mode field of ``x`` at this layer: call it with any number of targets.
 
         ``max_memory`` (bytes) bounds the working memory of the products; ``strict=True`` raises
         :class:`~areacam.methods.field.FieldUnavailable` where the model has an op without a
         forward-mode rule (else the field answers by backward passes, with a warning).
         """
+        if inside_window(self.model, self.layer) is not None:
+            raise ValueError(NO_WINDOW_FIELD)
         if not self.has_field:
             raise TypeError(
                 f"{type(self).__name__} changes its weights but not its field tangents: it has no field; "
@@ -191,43 +217,56 @@ class FieldCAM(WeightedCAM):
                 f"{type(self).__name__}(create_graph=True) has no field: the field's products are detached; "
                 "call the explainer, which takes one backward pass per target"
             )
-        return Field(self, x, max_memory, strict=strict)
+        return Field(self, x, max_memory, strict=strict, fwd=self.forward_args(x, forward_args, forward_kwargs))
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` by backward passes or the field, as ``mode`` says (see :class:`FieldCAM`)."""
         targets = as_target_list(targets)
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
+        if inside_window(self.model, self.layer) is not None:
+            if self.mode == "field":
+                raise ValueError(f"{NO_WINDOW_FIELD}; use mode='backward' or mode='auto'")
+            return self.backward(x, targets, fwd)
         if self.mode == "backward" or self.create_graph:  # the graph: one backward pass per target
-            return self.backward(x, targets)
+            return self.backward(x, targets, fwd)
         if self.mode == "auto":
-            if len(targets) <= 1 or choose_mode("auto", len(targets), self._channel_count(x)) == "backward":
-                return self.backward(x, targets)
+            if len(targets) <= 1 or choose_mode("auto", len(targets), self._channel_count(x, fwd)) == "backward":
+                return self.backward(x, targets, fwd)
         strict = self.mode == "field"
         unseeded = next((target for target in targets if not target.field_seed), None)
         if unseeded is not None:
-            return self._without_field(f"{unseeded!r} has no seed for a field: {NO_SEED}", strict, x, targets)
-        field = Field(self, x, strict=strict)
+            return self._without_field(f"{unseeded!r} has no seed for a field: {NO_SEED}", strict, x, targets, fwd)
+        field = Field(self, x, strict=strict, fwd=fwd)
         if field.fallback is not None:
-            return self.backward(x, targets)
+            return self.backward(x, targets, fwd)
         try:
             return field(targets)
         except FieldUnavailable as err:
-            return self._without_field(str(err), strict, x, targets)
+            return self._without_field(str(err), strict, x, targets, fwd)
 
-    def _without_field(self, reason: str, strict: bool, x: Tensor, targets: list[Target]) -> Explanation:
+    def _without_field(
+        self, reason: str, strict: bool, x: Tensor, targets: list[Target], fwd: ForwardArgs
+    ) -> Explanation:
         """``mode="field"``: raise ``reason``; ``"auto"``: warn and answer with backward passes."""
         if strict:
             raise FieldUnavailable(f"{reason}; use mode='backward' or mode='auto'")
         warnings.warn(f"{reason}: answering with backward passes instead", RuntimeWarning, stacklevel=3)
-        return self.backward(x, targets)
+        return self.backward(x, targets, fwd)
 
-    def _channel_count(self, x: Tensor) -> int:
+    def _channel_count(self, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> int:
         """Channels of the layer for inputs shaped like ``x``: one sample's pass up to the layer."""
         x = check_input(self.model, x)
         with (
             explaining(self.model),
             LayerCapture(self.model, self.layer, self.view, mode="value", stop=True) as capture,
         ):
-            capture.run(x[:1])
+            capture.run(x[:1], fwd.take(slice(0, 1)))
             acts = capture.activation()
         return acts.shape[1] if acts.dim() == x.dim() else 0  # 0: the backward path names the problem
 

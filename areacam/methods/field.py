@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from areacam._util.errors import one_line
 from areacam.core.explanation import Explanation, working_dtype
+from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.inputs import check_input
 from areacam.core.outputs import detached, leaves, rebuild, replace_part
 from areacam.core.state import explaining
@@ -117,7 +118,7 @@ class FieldExplainer(Protocol):
 
     def field_tangents(self, acts: Tensor) -> Tensor: ...
 
-    def backward(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation: ...
+    def backward(self, x: Tensor, targets: Target | Sequence[Target], fwd: ForwardArgs = ...) -> Explanation: ...
 
 
 # ------------------------------------------------------------------------------------- the field
@@ -205,7 +206,14 @@ class Field:
     (``strict=True``: raises :class:`FieldUnavailable`).
     """
 
-    def __init__(self, explainer: FieldExplainer, x: Tensor, max_memory: int | None = None, strict: bool = False):
+    def __init__(
+        self,
+        explainer: FieldExplainer,
+        x: Tensor,
+        max_memory: int | None = None,
+        strict: bool = False,
+        fwd: ForwardArgs = NO_ARGS,
+    ):
         if max_memory is not None and (
             isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0
         ):
@@ -213,6 +221,7 @@ class Field:
         self.explainer = explainer
         self.model = explainer.model
         self.x = check_input(self.model, x)
+        self.fwd = fwd
         self.layer = layer_name(self.model, explainer.layer)
         self.max_memory = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
         self.fallback: str | None = None
@@ -240,7 +249,7 @@ class Field:
     def _compute(self) -> None:
         model, x = self.model, self.x
         with explaining(model), torch.no_grad(), _Shift(model, self.explainer, x, measure=True) as shift:
-            output = model(x)
+            output = self.fwd.run(model, x)
             acts = shift.activation
             if acts is None:
                 raise ValueError(f"layer {self.layer!r} did not run in the model's forward pass")
@@ -261,7 +270,7 @@ class Field:
             floating = leaves(output)
             if not floating:
                 raise TypeError(f"the model returned no floating tensor ({type(output).__name__})")
-            self.derivatives = _jvp_field(model, x, shift, tangents, floating, self.max_memory)
+            self.derivatives = _jvp_field(model, x, shift, tangents, floating, self.max_memory, self.fwd)
 
     # ------------------------------------------------------------------------------- answering
 
@@ -269,7 +278,7 @@ class Field:
         """The explanation of ``targets`` (one or K): maps, raw, scores, degenerate as a normal call."""
         targets = as_target_list(targets)
         if self.fallback is not None:
-            return self.explainer.backward(self.x, targets)
+            return self.explainer.backward(self.x, targets, self.fwd)
         weights, scores = self.weights(targets)
         acts = self.activations
         raw = torch.einsum("bkc,bcn->bkn", weights, acts.flatten(2)).view(*weights.shape[:2], *acts.shape[2:])
@@ -379,7 +388,13 @@ class Field:
 
 
 def _jvp_field(
-    model: nn.Module, x: Tensor, shift: _Shift, tangents: Tensor, floating: list[Tensor], max_memory: int
+    model: nn.Module,
+    x: Tensor,
+    shift: _Shift,
+    tangents: Tensor,
+    floating: list[Tensor],
+    max_memory: int,
+    fwd: ForwardArgs = NO_ARGS,
 ) -> list[Tensor]:
     """``F_c`` for every channel: one ``(B, C, *leaf.shape[1:])`` tensor (working dtype) per output leaf.
 
@@ -406,7 +421,7 @@ def _jvp_field(
     def run(delta: Tensor) -> tuple[Tensor, ...]:
         shift.delta = delta
         try:
-            return tuple(leaves(model(x)))
+            return tuple(leaves(fwd.run(model, x)))
         finally:
             shift.delta = None
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -82,10 +83,17 @@ class GradientExplainer(Explainer):
         super().__init__(model, create_graph)
         self.batched = batched
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
         grads, scores, targets = input_gradients(
-            self.model, x, targets, self.batched, self.hooks(), self.create_graph
+            self.model, x, targets, self.batched, self.hooks(), fwd, self.create_graph
         )
         raw = self.attribute(x, grads)
         return finish(raw, gradient_maps(raw), scores, targets, x.shape[2:])
@@ -212,8 +220,15 @@ class SmoothGrad(GradientExplainer):
         self.batch_size = check_int("batch_size", batch_size)
         self.noise, self.random_state = float(noise), random_state
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         x = check_input(self.model, x)
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
         targets = as_target_list(targets)
         batch = x.shape[0]
         generator = torch.Generator(device=x.device)
@@ -234,7 +249,9 @@ class SmoothGrad(GradientExplainer):
             noise = torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = noisy + noise * sigma.repeat(count, *ones)
             bound = [target.bind(list(range(batch)) * count) for target in targets]
-            grads, scores, _ = input_gradients(self.model, noisy, bound, self.batched, None, self.create_graph)
+            grads, scores, _ = input_gradients(
+                self.model, noisy, bound, self.batched, fwd=fwd.tile(count), create_graph=self.create_graph
+            )
             grads = grads.view(count, batch, *grads.shape[1:]).sum(0)
             scores = scores.view(count, batch, -1).sum(0)
             grad_sum = grads if grad_sum is None else grad_sum + grads

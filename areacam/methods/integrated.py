@@ -7,7 +7,7 @@ targets; the K backward passes (one per target) cannot be shared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,19 +110,26 @@ class IntegratedGradients(Explainer):
         self.baseline, self.steps, self.method = baseline, int(steps), method
         self.batch_size, self.batched = batch_size, batched
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
         targets = as_target_list(targets)
         x = check_input(self.model, x)
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
         baseline = as_baseline(self.baseline, x)
         batch = x.shape[0]
         graph = self.create_graph
         with explaining(self.model, keep_mode=graph), torch.set_grad_enabled(graph):
-            output = self.model(x)
+            output = fwd.run(self.model, x)
             work = working_dtype(x.dtype)
             scores = score_targets(targets, output, x).to(work)
             bound = [target.bind(list(range(batch)), output) for target in targets]
-            start = score_targets(bound, self.model(baseline.contiguous()), x).to(work)
+            start = score_targets(bound, fwd.run(self.model, baseline.contiguous()), x).to(work)
         weights, nodes = quadrature(self.method, self.steps)
         rows = self.steps * batch
         per_pass = rows if self.batch_size is None else self.batch_size
@@ -134,7 +141,9 @@ class IntegratedGradients(Explainer):
             alpha = torch.tensor(nodes, dtype=x.dtype, device=x.device)[step].view(-1, *(1,) * (x.dim() - 1))
             points = baseline[sample] + alpha * diff[sample]
             bound = [_Reference(target.bind(sample.tolist(), output), x[sample]) for target in targets]
-            grads, _, _ = input_gradients(self.model, points, bound, self.batched, None, graph)
+            grads, _, _ = input_gradients(
+                self.model, points, bound, self.batched, fwd=fwd.take(sample), create_graph=graph
+            )
             step_weights = torch.tensor(weights, dtype=work, device=x.device)[step]
             grads = grads * step_weights.view(-1, *(1,) * (grads.dim() - 1))
             summed = torch.zeros(batch, *grads.shape[1:], dtype=work, device=x.device).index_add_(0, sample, grads)

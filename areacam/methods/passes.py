@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from areacam.core.autograd import score_columns, score_targets, stacked, target_gradients
 from areacam.core.explanation import Explanation, normalize_maps, upsample, working_dtype
+from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.inputs import check_input
 from areacam.core.state import explaining
 from areacam.layers.capture import LayerCapture
@@ -61,6 +62,7 @@ def layer_gradients(
     targets: Target | Sequence[Target],
     batched: bool | None = None,
     view: LayerView | None = None,
+    fwd: ForwardArgs = NO_ARGS,
     create_graph: bool = False,
 ) -> LayerGradients:
     """One forward pass; activations of ``layer`` and their gradient for each target.
@@ -77,7 +79,7 @@ def layer_gradients(
     x = check_input(model, x)
     mode = "tape" if create_graph else "leaf"
     with explaining(model, keep_mode=create_graph), LayerCapture(model, layer, view, mode=mode) as capture:
-        output = capture.run(x)
+        output = capture.run(x, fwd)
         acts, layout = capture.captured(), capture.layout
         read = _read(capture, x, create_graph)
         columns = score_columns(targets, output, x)
@@ -93,6 +95,7 @@ def layer_activations(
     x: Tensor,
     targets: Target | Sequence[Target],
     view: LayerView | None = None,
+    fwd: ForwardArgs = NO_ARGS,
 ) -> LayerActivations:
     """One forward pass and no backward: the layer's activations and the K target scores.
 
@@ -102,7 +105,7 @@ def layer_activations(
     targets = as_target_list(targets)
     x = check_input(model, x)
     with explaining(model), LayerCapture(model, layer, view) as capture:
-        output = capture.run(x)
+        output = capture.run(x, fwd)
         read = _read(capture, x)
         scores = score_targets(targets, output, x)
     value = capture.captured().detach()
@@ -116,6 +119,7 @@ def input_gradients(
     targets: Target | Sequence[Target],
     batched: bool | None = None,
     hooks: AbstractContextManager | None = None,
+    fwd: ForwardArgs = NO_ARGS,
     create_graph: bool = False,
 ) -> tuple[Tensor, Tensor, list[Target]]:
     """One forward pass; the input gradient of each target: ``(grads (B, K, C, *spatial), scores (B, K))``.
@@ -130,7 +134,7 @@ def input_gradients(
     with ExitStack() as stack:
         stack.enter_context(explaining(model, keep_mode=create_graph))
         stack.enter_context(hooks if hooks is not None else nullcontext())
-        output = model(inputs)
+        output = fwd.run(model, inputs)
         columns = score_columns(targets, output, inputs)
         grads = target_gradients(columns, inputs, "the input", targets, batched, create_graph)
         scores = stacked(columns, create_graph)

@@ -7,14 +7,17 @@ ac.metrics.deletion(model, x, targets, expl.maps).auc          # (B, K), lower =
 ac.metrics.relevance_mass(expl.maps, masks)                     # (B, K) share of the map in the mask
 ac.metrics.randomisation(lambda m: ac.GradCAM(m, "features.block4"), model, x, targets).spearman
 ac.metrics.rank_layers(model, x, targets, method=ac.GradCAM)    # candidate layers, best first
+ac.metrics.aupro(anomaly_maps, masks)                            # (N, H, W) maps of a set: one float
 ```
 
 One module per category (:mod:`~.faithfulness`, :mod:`~.localisation`, :mod:`~.complexity`,
-:mod:`~.similarity`, :mod:`~.randomisation`); a new metric goes into the module of its category with
-``@describe(name, category, higher_is_better=...)`` (:mod:`~.catalog`), which the rankings, the
-evaluation report and the command line read.
+:mod:`~.similarity`, :mod:`~.randomisation`; set-level anomaly localisation in :mod:`~.anomaly`); a
+new metric goes into the module of its category with ``@describe(name, category,
+higher_is_better=...)`` (:mod:`~.catalog`), which the rankings, the evaluation report and the
+command line read.
 """
 
+from areacam.metrics.anomaly import aupro, image_auroc, pixel_auroc
 from areacam.metrics.catalog import METRICS, MetricInfo
 from areacam.metrics.complexity import entropy, sparseness
 from areacam.metrics.evaluation import Evaluation, evaluate
@@ -35,14 +38,17 @@ __all__ = [
     "MetricInfo",
     "Randomisation",
     "Similarity",
+    "aupro",
     "boxes_to_masks",
     "candidate_layers",
     "deletion",
     "entropy",
     "evaluate",
+    "image_auroc",
     "insertion",
     "iou",
     "noisy_linear_impute",
+    "pixel_auroc",
     "pointing_game",
     "random_logit",
     "randomisable_layers",

@@ -29,6 +29,7 @@ class MetricInfo:
     higher_is_better: bool
     needs_masks: bool = False
     layer_ranking: bool = True
+    per_set: bool = False
 
 
 #: Every described metric by name, in definition order.
@@ -36,25 +37,37 @@ METRICS: dict[str, MetricInfo] = {}
 
 
 def describe(
-    name: str, category: str, higher_is_better: bool, needs_masks: bool = False, layer_ranking: bool = True
+    name: str,
+    category: str,
+    higher_is_better: bool,
+    needs_masks: bool = False,
+    layer_ranking: bool = True,
+    per_set: bool = False,
 ) -> Callable[[F], F]:
     """Decorator: record the metric ``name`` (see :class:`MetricInfo`); the function is returned unchanged."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown metric category {category!r}; choose from {CATEGORIES}")
 
     def record(fn: F) -> F:
-        METRICS[name] = MetricInfo(name, category, higher_is_better, needs_masks, layer_ranking)
+        METRICS[name] = MetricInfo(name, category, higher_is_better, needs_masks, layer_ranking, per_set)
         return fn
 
     return record
 
 
-def names(category: str | None = None, needs_masks: bool | None = None, layer_ranking: bool | None = None) -> tuple:
-    """Metric names in definition order, filtered by category, ground truth and rankability."""
+def names(
+    category: str | None = None,
+    needs_masks: bool | None = None,
+    layer_ranking: bool | None = None,
+    per_set: bool | None = False,
+) -> tuple:
+    """Metric names in definition order, filtered by category, ground truth, rankability and whether the
+    metric scores a whole set (``per_set=False``, the default: the per-map metrics only; ``None``: all)."""
     return tuple(
         info.name
         for info in METRICS.values()
         if (category is None or info.category == category)
         and (needs_masks is None or info.needs_masks == needs_masks)
         and (layer_ranking is None or info.layer_ranking == layer_ranking)
+        and (per_set is None or info.per_set == per_set)
     )
