@@ -33,15 +33,15 @@ def explaining(model: nn.Module, keep_mode: bool = False) -> Iterator[None]:
     try:
         if not keep_mode:
             model.eval()
-        for module, _ in norms:
-            module.momentum = 0.0
+        for norm, _ in norms:
+            norm.momentum = 0.0
         with torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
         for module, mode in modes:
             module.training = mode
-        for module, momentum in norms:
-            module.momentum = momentum
+        for norm, momentum in norms:
+            norm.momentum = momentum
         with torch.no_grad():
             for buffer, value in saved:
                 if not torch.equal(buffer, value):

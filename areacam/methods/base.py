@@ -34,9 +34,7 @@ class LayerExplainer(Explainer):
     ``create_graph``: see :class:`~areacam.core.explainer.Explainer`.
     """
 
-    def __init__(
-        self, model: nn.Module, layer: nn.Module | str, create_graph: bool = False, **view: Unpack[ViewArgs]
-    ):
+    def __init__(self, model: nn.Module, layer: nn.Module | str, create_graph: bool = False, **view: Unpack[ViewArgs]):
         super().__init__(model, create_graph)
         self.layer = resolve_layer(model, layer)
         self.view = LayerView(**view)
