@@ -24,9 +24,9 @@ def score_columns(targets: Sequence, output: object, inputs: Tensor) -> list[Ten
     return columns
 
 
-def stacked(columns: Sequence[Tensor]) -> Tensor:
-    """The ``(B, K)`` detached scores of :func:`score_columns`' columns."""
-    return torch.stack([column.detach() for column in columns], dim=1)
+def stacked(columns: Sequence[Tensor], keep_graph: bool = False) -> Tensor:
+    """The ``(B, K)`` scores of :func:`score_columns`' columns: detached unless ``keep_graph``."""
+    return torch.stack([column if keep_graph else column.detach() for column in columns], dim=1)
 
 
 def score_targets(targets: Sequence, output: object, inputs: Tensor) -> Tensor:
@@ -46,7 +46,12 @@ def _check_finite(scores: Tensor, targets: Sequence) -> None:
 
 
 def target_gradients(
-    scores: Tensor | Sequence[Tensor], wrt: Tensor, what: str, targets: Sequence, batched: bool | None = None
+    scores: Tensor | Sequence[Tensor],
+    wrt: Tensor,
+    what: str,
+    targets: Sequence,
+    batched: bool | None = None,
+    create_graph: bool = False,
 ) -> Tensor:
     """Gradient of each target score with respect to ``wrt``: ``(B, K, *wrt.shape[1:])`` in the working dtype
     (float64 for a float64 model, else float32; see :func:`~areacam.explanation.working_dtype`).
@@ -57,6 +62,9 @@ def target_gradients(
     differentiated: parameters get no ``.grad``. ``batched=None`` uses one batched VJP
     (``is_grads_batched``) on accelerators for K > 1 and a loop of K VJPs on the CPU, where it is
     faster; a model whose ops have no batching rule falls back to the loop. ``what`` names ``wrt`` in errors.
+
+    ``create_graph=True`` keeps the graph of the gradients (for a loss on them): it always takes the
+    loop of K VJPs (``batched`` is ignored) and keeps the forward graph for the caller's backward pass.
     """
     if not wrt.requires_grad:
         raise ValueError(f"{what} does not require grad: it was computed under torch.no_grad() or detached")
@@ -73,20 +81,23 @@ def target_gradients(
     if batched is None:
         batched = count > 1 and wrt.device.type != "cpu"
     grads = None
-    if batched and count > 1:
+    if batched and count > 1 and not create_graph:
         grads = _batched(scores if isinstance(scores, Tensor) else torch.stack(columns, dim=1), wrt)
     if grads is None:
-        grads = _looped(columns, wrt, what, targets)
+        grads = _looped(columns, wrt, what, targets, create_graph)
     return grads.to(working_dtype(grads.dtype))
 
 
-def _looped(columns: list[Tensor], wrt: Tensor, what: str, targets: Sequence) -> Tensor:
+def _looped(columns: list[Tensor], wrt: Tensor, what: str, targets: Sequence, create_graph: bool = False) -> Tensor:
     count = len(columns)
     grads = []
     for k, column in enumerate(columns):
         grad = None
         if column.requires_grad:
-            (grad,) = torch.autograd.grad(column.sum(), wrt, retain_graph=k < count - 1, allow_unused=True)
+            retain = create_graph or k < count - 1
+            (grad,) = torch.autograd.grad(
+                column.sum(), wrt, retain_graph=retain, create_graph=create_graph, allow_unused=True
+            )
         if grad is None:
             raise ValueError(
                 f"{what} receives no gradient from {targets[k]!r}: it is not on the path from the "

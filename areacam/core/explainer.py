@@ -39,12 +39,27 @@ class Explainer(ABC):
     wraps (:func:`unwrap_model`): the same function, run eagerly on one device. A call
     (``explainer(x, targets)``) returns an :class:`~areacam.Explanation` and leaves the model as it
     found it (see :func:`~areacam.core.state.explaining`).
+
+    ``create_graph=True`` (explainers whose class has ``keeps_graph = True``: the gradient CAMs and
+    the gradient methods) keeps the graph: ``maps``, ``raw`` and ``scores`` can be differentiated with
+    respect to the parameters and the input, and the model runs in the caller's train/eval mode.
+    Other explainers raise ``ValueError`` naming the method.
     """
 
-    def __init__(self, model: nn.Module):
+    #: Whether this method's result can carry a graph (``create_graph=True``).
+    keeps_graph: bool = False
+
+    def __init__(self, model: nn.Module, create_graph: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if create_graph and not self.keeps_graph:
+            raise ValueError(
+                f"{type(self).__name__} cannot keep a graph (create_graph=True): its maps come from forward "
+                "passes on perturbed inputs, a decomposition or a fit, not from gradients; use a gradient CAM "
+                "(GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM) or a gradient method"
+            )
         self.model = unwrap_model(model)
+        self.create_graph = bool(create_graph)
 
     @abstractmethod
     def __call__(self, x: Tensor, targets: Any) -> Explanation:

@@ -46,7 +46,8 @@ def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
     """Min-max normalise each ``(*spatial)`` map of ``(B, K, *spatial)`` to ``[0, 1]``.
 
     Returns ``(maps, degenerate)``: a constant map (range 0, or below 1e-6 of its magnitude) is all
-    zeros and flagged ``True`` in the ``(B, K)`` bool tensor.
+    zeros and flagged ``True`` in the ``(B, K)`` bool tensor. Differentiable where ``maps`` carries a
+    graph (``create_graph=True``): the gradient flows through the minimum, maximum and division.
     """
     flat = maps.flatten(2)
     low = flat.amin(dim=2, keepdim=True)
@@ -55,7 +56,9 @@ def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
     scale = torch.maximum(high.abs(), low.abs())
     degenerate = (span <= _FLAT * scale) | ~torch.isfinite(span)
     normalized = torch.where(degenerate, torch.zeros_like(flat), (flat - low) / torch.where(degenerate, 1, span))
-    return normalized.view_as(maps).clamp_(0, 1), degenerate.squeeze(2)
+    normalized = normalized.view_as(maps)
+    clamped = normalized.clamp(0, 1) if normalized.requires_grad else normalized.clamp_(0, 1)  # keeps a graph
+    return clamped, degenerate.squeeze(2)
 
 
 @dataclass

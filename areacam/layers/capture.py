@@ -31,6 +31,8 @@ class LayerCapture:
       so no graph is built below it. The caller's grad mode is restored when :meth:`run` returns.
     - ``"value"``: the output under ``no_grad``, detached (feature maps, embeddings).
     - ``"graph"``: the output as computed, inside the caller's grad mode (gradient ascent).
+    - ``"tape"`` (CAM methods with ``create_graph=True``): the output as computed, on the graph to
+      the parameters and the input; the model continues from a clone of it, as in ``"leaf"`` mode.
 
     ``stop=True`` ends the forward pass once the layer ran (:meth:`run` then returns ``None``).
     After a run, ``value`` is the picked part as captured, ``layout`` its :class:`Layout` for the
@@ -40,7 +42,7 @@ class LayerCapture:
     the model raises.
     """
 
-    MODES = ("leaf", "value", "graph")
+    MODES = ("leaf", "value", "graph", "tape")
 
     def __init__(
         self,
@@ -124,10 +126,10 @@ class LayerCapture:
                 "gradient CAMs stitch a layer that runs once per patch"
             )
         part, key = self.view.pick(output, self.where)
-        if self.mode == "leaf":
+        if self.mode in ("leaf", "tape"):
             self._layout = self.view.read(part.shape, self._input_size, self.where, self.module, self.model)
             torch.set_grad_enabled(True)  # inside run()'s no_grad: restored when run() returns
-            self.value = part.detach().requires_grad_(True)
+            self.value = part.detach().requires_grad_(True) if self.mode == "leaf" else part
             if self.stop:
                 raise _Stop
             return replace_part(output, key, self.value.clone())

@@ -31,10 +31,11 @@ class LayerExplainer(Explainer):
     ``layer`` is a module of ``model`` or its dotted name. The layout keywords ``layout``, ``grid``,
     ``prefix_tokens``, ``layer_output`` and ``reshape`` say how the layer's output is read as
     ``(B, C, *spatial)`` (see :class:`~areacam.layers.LayerView`; by default from its shape).
+    ``create_graph``: see :class:`~areacam.core.explainer.Explainer`.
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str, **view: Unpack[ViewArgs]):
-        super().__init__(model)
+    def __init__(self, model: nn.Module, layer: nn.Module | str, create_graph: bool = False, **view: Unpack[ViewArgs]):
+        super().__init__(model, create_graph)
         self.layer = resolve_layer(model, layer)
         self.view = LayerView(**view)
 

@@ -79,7 +79,16 @@ class CAM(LayerExplainer):
     (``"auto"``, ``"field"``, ``"backward"``) picks between backward passes and the forward-mode field
     of the methods that have one (:class:`FieldCAM`); the others answer ``"auto"`` with backward
     passes and refuse ``"field"``.
+
+    ``create_graph=True`` keeps the graph of ``raw``, ``maps`` and ``scores`` to the parameters and the
+    input, for a loss on the explanation (see :mod:`areacam.training`). The model then runs in the
+    caller's train/eval mode (the one exception to eval mode), its buffers are restored, and every
+    target takes its own backward pass (no batched VJP, no field: ``mode="field"`` is refused). In
+    train mode, BatchNorm couples the samples of a batch, and each sample's gradient is that of the
+    batch sum.
     """
+
+    keeps_graph = True
 
     def __init__(
         self,
@@ -88,12 +97,18 @@ class CAM(LayerExplainer):
         batched: bool | None = None,
         *,
         mode: str = "auto",
+        create_graph: bool = False,
         **view: Unpack[ViewArgs],
     ):
-        super().__init__(model, layer, **view)
+        super().__init__(model, layer, create_graph, **view)
         self.batched = batched
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if create_graph and mode == "field":
+            raise ValueError(
+                f"{type(self).__name__}(mode='field') cannot keep a graph (create_graph=True): the field's "
+                "forward-mode products are detached; use mode='auto' or mode='backward'"
+            )
         self.mode = self._mode(mode)
 
     def _mode(self, mode: str) -> str:
@@ -119,9 +134,14 @@ class CAM(LayerExplainer):
         """The explanation from one forward pass and one backward pass per target."""
         window = inside_window(self.model, self.layer)
         if window is not None:  # a layer inside a SlidingWindow: per-patch maps, stitched
+            if self.create_graph:
+                raise ValueError(
+                    f"{type(self).__name__}(create_graph=True) at a layer inside a SlidingWindow: the stitched "
+                    "maps are detached; explain the inner model per patch to keep the graph"
+                )
             return stitched_backward(self, window, x, targets)
         acts, grads, scores, targets, layout = layer_gradients(
-            self.model, self.layer, x, targets, self.batched, self.view, fwd
+            self.model, self.layer, x, targets, self.batched, self.view, fwd, self.create_graph
         )
         raw = torch.relu(self.cam(acts, grads))
         return finish(raw, raw, scores, targets, x.shape[2:], layout)
@@ -192,6 +212,11 @@ class FieldCAM(WeightedCAM):
                 f"{type(self).__name__} changes its weights but not its field tangents: it has no field; "
                 "use backward passes"
             )
+        if self.create_graph:
+            raise ValueError(
+                f"{type(self).__name__}(create_graph=True) has no field: the field's products are detached; "
+                "call the explainer, which takes one backward pass per target"
+            )
         return Field(self, x, max_memory, strict=strict, fwd=self.forward_args(x, forward_args, forward_kwargs))
 
     def __call__(
@@ -208,7 +233,7 @@ class FieldCAM(WeightedCAM):
             if self.mode == "field":
                 raise ValueError(f"{NO_WINDOW_FIELD}; use mode='backward' or mode='auto'")
             return self.backward(x, targets, fwd)
-        if self.mode == "backward":
+        if self.mode == "backward" or self.create_graph:  # the graph: one backward pass per target
             return self.backward(x, targets, fwd)
         if self.mode == "auto":
             if len(targets) <= 1 or choose_mode("auto", len(targets), self._channel_count(x, fwd)) == "backward":

@@ -67,9 +67,15 @@ class EigenCAM(LayerExplainer):
     """
 
     def __init__(
-        self, model: nn.Module, layer: nn.Module | str, sign_correction: bool = False, **view: Unpack[ViewArgs]
+        self,
+        model: nn.Module,
+        layer: nn.Module | str,
+        sign_correction: bool = False,
+        *,
+        create_graph: bool = False,
+        **view: Unpack[ViewArgs],
     ):
-        super().__init__(model, layer, **view)
+        super().__init__(model, layer, create_graph, **view)
         self.sign_correction = bool(sign_correction)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:

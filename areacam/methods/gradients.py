@@ -71,10 +71,16 @@ def gradient_maps(raw: Tensor) -> Tensor:
 
 class GradientExplainer(Explainer):
     """Input gradients of K targets from one forward pass; subclasses change :meth:`attribute` (what is
-    made of the gradients) or :meth:`hooks` (what is active during the pass)."""
+    made of the gradients) or :meth:`hooks` (what is active during the pass).
 
-    def __init__(self, model: nn.Module, batched: bool | None = None):
-        super().__init__(model)
+    ``create_graph=True`` keeps the graph of ``raw``, ``maps`` and ``scores`` to the parameters (and to
+    ``x`` where it requires grad), for a loss on the input gradient (e.g. Ross et al.'s RRR); the model
+    runs in the caller's train/eval mode and every target takes its own backward pass."""
+
+    keeps_graph = True
+
+    def __init__(self, model: nn.Module, batched: bool | None = None, *, create_graph: bool = False):
+        super().__init__(model, create_graph)
         self.batched = batched
 
     def __call__(
@@ -86,7 +92,9 @@ class GradientExplainer(Explainer):
     ) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
         fwd = self.forward_args(x, forward_args, forward_kwargs)
-        grads, scores, targets = input_gradients(self.model, x, targets, self.batched, self.hooks(), fwd)
+        grads, scores, targets = input_gradients(
+            self.model, x, targets, self.batched, self.hooks(), fwd, self.create_graph
+        )
         raw = self.attribute(x, grads)
         return finish(raw, gradient_maps(raw), scores, targets, x.shape[2:])
 
@@ -109,7 +117,7 @@ class InputXGradient(GradientExplainer):
     """Input x gradient: ``raw`` is ``x * grad`` per target."""
 
     def attribute(self, x: Tensor, grads: Tensor) -> Tensor:
-        return x.detach().to(grads.dtype).unsqueeze(1) * grads
+        return (x if self.create_graph else x.detach()).to(grads.dtype).unsqueeze(1) * grads
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -202,8 +210,10 @@ class SmoothGrad(GradientExplainer):
         random_state: int | None = None,
         batch_size: int = 64,
         batched: bool | None = None,
+        *,
+        create_graph: bool = False,
     ):
-        super().__init__(model, batched)
+        super().__init__(model, batched, create_graph=create_graph)
         self.num_samples = check_int("num_samples", num_samples)
         if not noise >= 0:
             raise ValueError(f"noise must be >= 0, got {noise!r}")
@@ -234,11 +244,14 @@ class SmoothGrad(GradientExplainer):
         score_sum: Tensor | None = None
         for start in range(0, self.num_samples, per_pass):
             count = min(per_pass, self.num_samples - start)
-            noisy = x.detach().repeat(count, *ones)  # copy-major: copy c of sample b is row c * B + b
+            base = x if self.create_graph else x.detach()
+            noisy = base.repeat(count, *ones)  # copy-major: copy c of sample b is row c * B + b
             noise = torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = noisy + noise * sigma.repeat(count, *ones)
             bound = [target.bind(list(range(batch)) * count) for target in targets]
-            grads, scores, _ = input_gradients(self.model, noisy, bound, self.batched, fwd=fwd.tile(count))
+            grads, scores, _ = input_gradients(
+                self.model, noisy, bound, self.batched, fwd=fwd.tile(count), create_graph=self.create_graph
+            )
             grads = grads.view(count, batch, *grads.shape[1:]).sum(0)
             scores = scores.view(count, batch, -1).sum(0)
             grad_sum = grads if grad_sum is None else grad_sum + grads

@@ -32,11 +32,21 @@ class GuidedGradCAM(LayerExplainer):
     :class:`~areacam.GuidedBackprop` of the same model.
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str, batched: bool | None = None, **view: Unpack[ViewArgs]):
-        super().__init__(model, layer, **view)
+    keeps_graph = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: nn.Module | str,
+        batched: bool | None = None,
+        *,
+        create_graph: bool = False,
+        **view: Unpack[ViewArgs],
+    ):
+        super().__init__(model, layer, create_graph, **view)
         self.batched = batched
-        self.gradcam = GradCAM(self.model, self.layer, batched, **view)
-        self.guided = GuidedBackprop(self.model, batched)
+        self.gradcam = GradCAM(self.model, self.layer, batched, create_graph=create_graph, **view)
+        self.guided = GuidedBackprop(self.model, batched, create_graph=create_graph)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""

@@ -81,8 +81,11 @@ class IntegratedGradients(Explainer):
     attribution minus ``score(x) - score(baseline)``; the smaller, the better the rule converged.
     Per-sample target choices are frozen at ``x``'s output, and a target that reads the input
     (``ReconstructionError``) compares every interpolated output with ``x`` itself, so the
-    attributions add up to the change of that error along the path.
+    attributions add up to the change of that error along the path. ``create_graph=True`` keeps the
+    graph of ``raw``, ``maps`` and ``scores`` (see :class:`~areacam.methods.gradients.GradientExplainer`).
     """
+
+    keeps_graph = True
 
     def __init__(
         self,
@@ -92,8 +95,10 @@ class IntegratedGradients(Explainer):
         method: str = "gausslegendre",
         batch_size: int | None = None,
         batched: bool | None = None,
+        *,
+        create_graph: bool = False,
     ):
-        super().__init__(model)
+        super().__init__(model, create_graph)
         if method not in RULES:
             raise ValueError(f"unknown integration method {method!r}; choose from {list(RULES)}")
         least = 1 if method == "gausslegendre" else 2
@@ -118,7 +123,8 @@ class IntegratedGradients(Explainer):
         fwd = self.forward_args(x, forward_args, forward_kwargs)
         baseline = as_baseline(self.baseline, x)
         batch = x.shape[0]
-        with explaining(self.model), torch.no_grad():
+        graph = self.create_graph
+        with explaining(self.model, keep_mode=graph), torch.set_grad_enabled(graph):
             output = fwd.run(self.model, x)
             work = working_dtype(x.dtype)
             scores = score_targets(targets, output, x).to(work)
@@ -135,7 +141,9 @@ class IntegratedGradients(Explainer):
             alpha = torch.tensor(nodes, dtype=x.dtype, device=x.device)[step].view(-1, *(1,) * (x.dim() - 1))
             points = baseline[sample] + alpha * diff[sample]
             bound = [_Reference(target.bind(sample.tolist(), output), x[sample]) for target in targets]
-            grads, _, _ = input_gradients(self.model, points, bound, self.batched, fwd=fwd.take(sample))
+            grads, _, _ = input_gradients(
+                self.model, points, bound, self.batched, fwd=fwd.take(sample), create_graph=graph
+            )
             step_weights = torch.tensor(weights, dtype=work, device=x.device)[step]
             grads = grads * step_weights.view(-1, *(1,) * (grads.dim() - 1))
             summed = torch.zeros(batch, *grads.shape[1:], dtype=work, device=x.device).index_add_(0, sample, grads)

@@ -155,8 +155,10 @@ class Lime(Explainer):
         distance: str = "cosine",
         regressor: Any = None,
         progress: bool | None = None,
+        *,
+        create_graph: bool = False,
     ):
-        super().__init__(model)
+        super().__init__(model, create_graph)
         for module in ("lime", "skimage", "sklearn"):
             require(module, "ac.Lime", extra="lime")
         self.num_samples = check_int("num_samples", num_samples)

@@ -124,8 +124,10 @@ class Occlusion(Explainer):
         stride: Shape,
         baseline: float | Tensor = 0.0,
         batch_size: int = 32,
+        *,
+        create_graph: bool = False,
     ):
-        super().__init__(model)
+        super().__init__(model, create_graph)
         self.window = _ints("window", window)
         self.stride = _ints("stride", stride)
         check_int("batch_size", batch_size)

@@ -42,10 +42,10 @@ class LayerActivations(NamedTuple):
     layout: Layout  # the reading; str(layout) is what Explanation.layout records
 
 
-def _read(capture: LayerCapture, x: Tensor) -> Tensor:
+def _read(capture: LayerCapture, x: Tensor, keep_graph: bool = False) -> Tensor:
     """The captured output read as ``(B, C, *s)``, checked to have the input's spatial dims."""
     acts, layout = capture.captured(), capture.layout
-    read = layout(acts.detach())
+    read = layout(acts if keep_graph else acts.detach())
     if read.dim() != x.dim():
         shape = {3: "(B, C, l)", 4: "(B, C, h, w)", 5: "(B, C, d, h, w)"}[x.dim()]
         raise ValueError(
@@ -63,6 +63,7 @@ def layer_gradients(
     batched: bool | None = None,
     view: LayerView | None = None,
     fwd: ForwardArgs = NO_ARGS,
+    create_graph: bool = False,
 ) -> LayerGradients:
     """One forward pass; activations of ``layer`` and their gradient for each target.
 
@@ -70,18 +71,22 @@ def layer_gradients(
     with respect to the captured output itself and then read like it, so a token layer's
     activation and gradient use the same reshape. ``*s`` are the layer's spatial dims, as many as
     the input's. No graph is built below the layer, so the backward passes stop there.
+
+    ``create_graph=True``: the whole forward pass is recorded in the caller's train/eval mode and
+    ``acts``, ``grads`` and ``scores`` keep their graph to the parameters and the input (not detached).
     """
     targets = as_target_list(targets)
     x = check_input(model, x)
-    with explaining(model), LayerCapture(model, layer, view) as capture:
+    mode = "tape" if create_graph else "leaf"
+    with explaining(model, keep_mode=create_graph), LayerCapture(model, layer, view, mode=mode) as capture:
         output = capture.run(x, fwd)
         acts, layout = capture.captured(), capture.layout
-        read = _read(capture, x)
+        read = _read(capture, x, create_graph)
         columns = score_columns(targets, output, x)
-        grads = target_gradients(columns, acts, capture.where, targets, batched)
-        scores = stacked(columns)
+        grads = target_gradients(columns, acts, capture.where, targets, batched, create_graph)
+        scores = stacked(columns, create_graph)
     work = working_dtype(read.dtype)
-    return LayerGradients(read.to(work), layout.per_target(grads), scores.detach().to(work), targets, str(layout))
+    return LayerGradients(read.to(work), layout.per_target(grads), scores.to(work), targets, str(layout))
 
 
 def layer_activations(
@@ -115,22 +120,25 @@ def input_gradients(
     batched: bool | None = None,
     hooks: AbstractContextManager | None = None,
     fwd: ForwardArgs = NO_ARGS,
+    create_graph: bool = False,
 ) -> tuple[Tensor, Tensor, list[Target]]:
     """One forward pass; the input gradient of each target: ``(grads (B, K, C, *spatial), scores (B, K))``.
 
     ``hooks`` is a context manager active during the pass (e.g. guided-ReLU hooks).
+    ``create_graph=True``: the pass runs in the caller's train/eval mode and ``grads`` and ``scores``
+    keep their graph to the parameters (and to ``x`` where it requires grad).
     """
     targets = as_target_list(targets)
     x = check_input(model, x)
-    inputs = x.detach().requires_grad_(True)
+    inputs = x if create_graph and x.requires_grad else x.detach().requires_grad_(True)
     with ExitStack() as stack:
-        stack.enter_context(explaining(model))
+        stack.enter_context(explaining(model, keep_mode=create_graph))
         stack.enter_context(hooks if hooks is not None else nullcontext())
         output = fwd.run(model, inputs)
         columns = score_columns(targets, output, inputs)
-        grads = target_gradients(columns, inputs, "the input", targets, batched)
-        scores = stacked(columns)
-    return grads, scores.detach().to(grads.dtype), targets
+        grads = target_gradients(columns, inputs, "the input", targets, batched, create_graph)
+        scores = stacked(columns, create_graph)
+    return grads, scores.to(grads.dtype), targets
 
 
 def finish(

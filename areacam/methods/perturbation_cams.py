@@ -62,8 +62,16 @@ class PerturbationCAM(LayerExplainer):
     (:meth:`channel_scores`) and how their scores weigh the channels (:meth:`channel_weights`).
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str, batch_size: int = 32, **view: Unpack[ViewArgs]):
-        super().__init__(model, layer, **view)
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: nn.Module | str,
+        batch_size: int = 32,
+        *,
+        create_graph: bool = False,
+        **view: Unpack[ViewArgs],
+    ):
+        super().__init__(model, layer, create_graph, **view)
         self.batch_size = check_int("batch_size", batch_size)
 
     def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
