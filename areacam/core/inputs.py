@@ -9,16 +9,22 @@ from torch import Tensor, nn
 
 from areacam.core.state import model_device_dtype
 
-__all__ = ["SPATIAL_SHAPES", "as_baseline", "check_input"]
+__all__ = ["SPATIAL_SHAPES", "as_baseline", "check_input", "conv_dims"]
 
 
 SPATIAL_SHAPES = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, D, H, W)"}
 
 
+def conv_dims(model: nn.Module) -> int | None:
+    """The number of spatial dims every convolution of ``model`` has, or ``None`` (none, or mixed)."""
+    dims = {len(m.kernel_size) for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)}
+    return dims.pop() if len(dims) == 1 else None
+
+
 def _check_conv_dims(model: nn.Module, x: Tensor) -> None:
     """``ValueError`` when every convolution of ``model`` has another number of spatial dims than ``x``."""
-    dims = {len(m.kernel_size) for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)}
-    if len(dims) == 1 and (n := dims.pop()) != x.dim() - 2 and n in SPATIAL_SHAPES:
+    n = conv_dims(model)
+    if n is not None and n != x.dim() - 2 and n in SPATIAL_SHAPES:
         raise ValueError(
             f"x must be {n + 2}-D {SPATIAL_SHAPES[n]} for {type(model).__name__}, whose convolutions are "
             f"{n}-D, got shape {tuple(x.shape)}"

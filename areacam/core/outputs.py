@@ -51,7 +51,7 @@ def rebuild(output: Any, new: list[Tensor]) -> Any:
         pairs = [(key, rebuild(value, new)) for key, value in output.items()]
         build: Callable[..., Any] = type(output)
         try:  # by keyword first: a ModelOutput built from one list of pairs would hold that list as its first field
-            return build(**dict(pairs)) if all(isinstance(key, str) for key, _ in pairs) else build(pairs)
+            return build(**dict(pairs)) if _positional(output) else build(pairs)
         except Exception:
             return dict(pairs)
     if isinstance(output, (tuple, list)):
@@ -97,8 +97,8 @@ def describe(output: Any) -> Any:
 
 
 def _positional(output: Mapping) -> bool:
-    """Whether an int indexes ``output`` by position, as ``out[0]`` does on a Hugging Face / diffusers
-    ``ModelOutput`` (a mapping whose keys are all str)."""
+    """Whether ``output`` is keyed like a Hugging Face / diffusers ``ModelOutput`` (every key a str): an
+    int then indexes it by position, as ``out[0]`` does, and it is rebuilt by keyword."""
     return all(isinstance(key, str) for key in output)
 
 

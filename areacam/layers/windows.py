@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from areacam.core.forward import NO_ARGS, ForwardArgs
+from areacam.core.inputs import conv_dims
 from areacam.core.outputs import replace_part
 from areacam.layers.capture import LayerCapture
 from areacam.layers.find import resolve_layer
@@ -167,8 +168,8 @@ def _check_roi(roi_size: object) -> int | tuple[int, ...]:
 
 
 def _check_model_dims(model: nn.Module, dims: int) -> None:
-    found = {len(m.kernel_size) for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)}
-    if len(found) == 1 and (n := found.pop()) != dims:
+    n = conv_dims(model)
+    if n is not None and n != dims:
         raise ValueError(
             f"a {dims}-D window (roi_size of {dims} ints) for {type(model).__name__}, whose convolutions are "
             f"{n}-D: give roi_size {n} ints"
