@@ -10,14 +10,11 @@ from torch import Tensor, nn
 from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.outputs import replace_part
 from areacam.layers.find import layer_name, resolve_layer, unwrap_model
-from areacam.layers.hooks import Hooks
+from areacam.layers.hooks import Hooks, StopForward
 from areacam.layers.layout import LayerView, Layout
+from areacam.layers.provenance import Source, probe, read_or_defer
 
 __all__ = ["LayerCapture"]
-
-
-class _Stop(Exception):
-    """Raised by a capture hook to end the forward pass once the layer ran."""
 
 
 class LayerCapture:
@@ -38,7 +35,9 @@ class LayerCapture:
     After a run, ``value`` is the picked part as captured, ``layout`` its :class:`Layout` for the
     input (read when first used; in ``"leaf"`` mode inside the hook, so a layer that is no feature
     map fails before the rest of the model runs) and :meth:`activation` the ``(B, C, *spatial)``
-    view. Hooks come off in ``remove()`` (safe twice) and on leaving the ``with`` block, also when
+    view. A shape that ties channels-first and channels-last is settled on first use from the layer's
+    autograd graph (:func:`~areacam.layers.provenance.probe`: one more pass up to the layer, with this
+    capture's hooks paused). Hooks come off in ``remove()`` (safe twice) and on leaving the ``with`` block, also when
     the model raises.
     """
 
@@ -63,6 +62,8 @@ class LayerCapture:
         self._layout: Layout | None = None
         self.calls = 0
         self._input_size: tuple[int, ...] = ()
+        self._ran: tuple[Tensor, ForwardArgs] | None = None  # the last run's input, for a tie's probe
+        self._paused = False
         self._hooks = Hooks()
 
     @property
@@ -88,12 +89,13 @@ class LayerCapture:
         """
         self.value, self._layout, self.calls = None, None, 0
         self._input_size = tuple(x.shape[2:])
+        self._ran = (x, fwd)
         grad = torch.no_grad() if self.mode in ("leaf", "value") else nullcontext()
         output = None
         with grad:
             try:
                 output = fwd.run(self.model, x)
-            except _Stop:
+            except StopForward:
                 pass
         if self.value is None:
             raise ValueError(f"{self.where} did not run in the model's forward pass")
@@ -104,8 +106,24 @@ class LayerCapture:
         """The :class:`Layout` of the captured output (read on first use; ``ValueError`` if it has none)."""
         if self._layout is None:
             shape = self.captured().shape
-            self._layout = self.view.read(shape, self._input_size, self.where, self.module, self.model)
+            self._layout = self.view.read(
+                shape, self._input_size, self.where, self.module, self.model, settle=self._provenance
+            )
         return self._layout
+
+    def _provenance(self) -> Source | None:
+        """A tied shape's layout from the layer's autograd graph (one pass up to the layer, hooks paused)."""
+        if self._ran is None:
+            return None
+        self._paused = True
+        try:
+            return probe(self.model, self.module, self.view, *self._ran, self.where)
+        finally:
+            self._paused = False
+
+    def _read_now(self, part: Tensor) -> Layout | None:
+        """The reading of ``part`` inside the hook; ``None`` for a tie, settled after the pass (:attr:`layout`)."""
+        return read_or_defer(self.view, tuple(part.shape), self._input_size, self.where, self.module, self.model)
 
     def activation(self) -> Tensor:
         """The captured output read as ``(B, C, *spatial)`` (a view of :attr:`value` where possible)."""
@@ -118,6 +136,8 @@ class LayerCapture:
         return self.value
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> object:
+        if self._paused:
+            return None
         self.calls += 1
         if self.calls > 1:
             raise ValueError(
@@ -127,13 +147,13 @@ class LayerCapture:
             )
         part, key = self.view.pick(output, self.where)
         if self.mode in ("leaf", "tape"):
-            self._layout = self.view.read(part.shape, self._input_size, self.where, self.module, self.model)
+            self._layout = self._read_now(part)
             torch.set_grad_enabled(True)  # inside run()'s no_grad: restored when run() returns
             self.value = part.detach().requires_grad_(True) if self.mode == "leaf" else part
             if self.stop:
-                raise _Stop
+                raise StopForward
             return replace_part(output, key, self.value.clone())
         self.value = part.detach() if self.mode == "value" else part
         if self.stop:
-            raise _Stop
+            raise StopForward
         return None

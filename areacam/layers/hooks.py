@@ -1,10 +1,15 @@
-"""Hook handles that come off together: the one hook-lifetime helper of areacam."""
+"""Hook handles that come off together (the one hook-lifetime helper of areacam), and the exception that ends a
+forward pass from a hook."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["Hooks"]
+__all__ = ["Hooks", "StopForward"]
+
+
+class StopForward(Exception):
+    """Raised by a forward hook to end the forward pass once the module it watches ran."""
 
 
 class Hooks:

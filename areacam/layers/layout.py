@@ -17,7 +17,16 @@ from torch import Tensor, nn
 
 from areacam.core.outputs import parts
 
-__all__ = ["LAYOUTS", "MAX_PREFIX_TOKENS", "AmbiguousLayoutError", "LayerView", "Layout", "ViewArgs", "grid_matches"]
+__all__ = [
+    "LAYOUTS",
+    "MAX_PREFIX_TOKENS",
+    "AmbiguousLayoutError",
+    "LayerView",
+    "Layout",
+    "ViewArgs",
+    "grid_matches",
+    "module_layout",
+]
 
 LAYOUTS = ("nchw", "nhwc", "tokens")
 # Largest count of class/distillation/register tokens read from the shape alone (DINOv2 with
@@ -36,7 +45,15 @@ class ViewArgs(TypedDict, total=False):
 
 
 class AmbiguousLayoutError(ValueError):
-    """A layer's output shape allows two readings; the message names both and the argument that settles it."""
+    """A layer's output shape allows two readings; the message names both and the argument that settles it.
+
+    ``tie`` is true for a channels-first/channels-last tie, which the layer's autograd graph may settle
+    (:mod:`areacam.layers.provenance`).
+    """
+
+    def __init__(self, message: str, tie: bool = False):
+        super().__init__(message)
+        self.tie = tie
 
 
 def _grid_text(grid: Sequence[int]) -> str:
@@ -49,7 +66,8 @@ class Layout:
 
     ``prefix`` and ``grid`` describe a token sequence ``(B, prefix + h*w, C)``; ``assumed`` marks a
     channels-first reading taken by convention because the grid matches the input in neither
-    reading. ``str(layout)`` is what :attr:`Explanation.layout` records.
+    reading; ``source`` names the module whose output fixes a tied shape's layout (provenance).
+    ``str(layout)`` is what :attr:`Explanation.layout` records, e.g. ``"nchw (from up_blocks.0.conv)"``.
     """
 
     kind: str
@@ -57,8 +75,11 @@ class Layout:
     grid: tuple[int, ...] = ()
     reshape: Callable[[Tensor], Tensor] | None = None
     assumed: bool = False
+    source: str = ""
 
     def __str__(self) -> str:
+        if self.source:
+            return f"{self.kind} (from {self.source})"
         if self.kind == "tokens":
             return f"tokens(prefix={self.prefix}, grid={_grid_text(self.grid)})"
         if self.kind == "reshape":
@@ -93,10 +114,11 @@ class Layout:
         """Short text for the layer table, e.g. ``"tokens 1+14x14, C=192"`` or ``"nchw 7x7, C=512"``."""
         if self.kind == "tokens":
             return f"tokens {self.prefix}+{_grid_text(self.grid)}, C={shape[-1]}"
+        how = f" (from {self.source})" if self.source else " (assumed)" if self.assumed else ""
         if self.kind == "nhwc":
-            return f"nhwc {_grid_text(shape[1:-1])}, C={shape[-1]}"
+            return f"nhwc {_grid_text(shape[1:-1])}, C={shape[-1]}{how}"
         if self.kind == "nchw":
-            return f"nchw {_grid_text(shape[2:])}, C={shape[1]}{' (assumed)' if self.assumed else ''}"
+            return f"nchw {_grid_text(shape[2:])}, C={shape[1]}{how}"
         return str(self)
 
 
@@ -230,6 +252,7 @@ class LayerView:
         where: str,
         module: nn.Module | None = None,
         model: nn.Module | None = None,
+        settle: Callable[[], tuple[str, str] | None] | None = None,
     ) -> Layout:
         """Decide the :class:`Layout` of an output of ``shape`` for an input of spatial ``input_size``.
 
@@ -238,14 +261,16 @@ class LayerView:
         are channels-last); otherwise the shape must. When the shape allows both channels-first and
         channels-last (e.g. 16 channels on a 16x16 grid), the ``model`` breaks the tie where
         ``nn.Sequential`` semantics prove the layout (a ReLU right after a convolution; see
-        :func:`_layout_up_to`). Raises ``ValueError`` when the shape allows two readings that nothing
-        settles (naming both and the argument that settles it) or none.
+        :func:`_layout_up_to`), else ``settle`` does when given: it returns ``(layout, module name)``
+        from the layer's autograd graph (:func:`areacam.layers.provenance.probe`) or ``None``. Raises
+        ``ValueError`` when the shape allows two readings that nothing settles (naming both and the
+        argument that settles it; :class:`AmbiguousLayoutError` with ``tie=True``) or none.
         """
         shape, input_size = tuple(shape), tuple(input_size)
         if self.reshape is not None:
             return Layout("reshape", reshape=self.reshape)
         spatial = len(input_size)
-        known = _module_layout(module) if self.layout is None and len(shape) == spatial + 2 else None
+        known = module_layout(module) if self.layout is None and len(shape) == spatial + 2 else None
         if known is not None:
             return Layout(known)
         if self.layout in ("nchw", "nhwc"):
@@ -262,17 +287,25 @@ class LayerView:
                 readings.append(Layout("nhwc"))
             if len(readings) == 2 and (agreed := _layout_up_to(model, module)) is not None:
                 return Layout(agreed)
-            if len(readings) == 2 and shape[1] != shape[-1]:
-                raise AmbiguousLayoutError(
-                    f"{where} gives {shape} for an input of spatial size {input_size}: it reads as channels-first "
-                    f"(nchw: C={shape[1]}, grid {_grid_text(shape[2:])}) or channels-last (nhwc: C={shape[-1]}, "
-                    f"grid {_grid_text(shape[1:-1])}); pass layout='nchw' or layout='nhwc'"
-                )
+            if len(readings) == 2 and settle is not None and (found := settle()) is not None:
+                return Layout(found[0], source=found[1])
             if len(readings) == 2:
+                both = (
+                    f"(nchw: C={shape[1]}, grid {_grid_text(shape[2:])}) or channels-last (nhwc: C={shape[-1]}, "
+                    f"grid {_grid_text(shape[1:-1])})"
+                    if shape[1] != shape[-1]
+                    else f"(nchw) or channels-last (nhwc), C={shape[1]} and grid {_grid_text(shape[2:])} either way"
+                )
+                graph = (
+                    "; its autograd graph does not settle it (a path back from it meets a permute, reshape or "
+                    "other op before any convolution, norm or linear layer)"
+                    if settle is not None
+                    else ""
+                )
                 raise AmbiguousLayoutError(
                     f"{where} gives {shape} for an input of spatial size {input_size}: it reads as channels-first "
-                    f"(nchw) or channels-last (nhwc), C={shape[1]} and grid {_grid_text(shape[2:])} either way; "
-                    "pass layout='nchw' or layout='nhwc'"
+                    f"{both}{graph}; pass layout='nchw' or layout='nhwc'",
+                    tie=True,
                 )
             return readings[0] if readings else Layout("nchw", assumed=True)
         if len(shape) == 3 and spatial == 2:
@@ -380,7 +413,7 @@ def _layout_up_to(model: nn.Module | None, module: nn.Module | None) -> str | No
         for index, child in enumerate(parent)
     }
     while True:
-        known = _module_layout(module)
+        known = module_layout(module)
         if known is not None:
             return known
         if isinstance(module, nn.Sequential) and len(module) > 0:
@@ -392,7 +425,7 @@ def _layout_up_to(model: nn.Module | None, module: nn.Module | None) -> str | No
             return None
 
 
-def _module_layout(module: nn.Module | None) -> str | None:
+def module_layout(module: nn.Module | None) -> str | None:
     """The layout a module's type fixes for its output, if any."""
     if isinstance(module, _CHANNELS_FIRST):
         return "nchw"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,8 @@ from areacam.core.outputs import describe, parts, select_output
 from areacam.core.state import explaining
 from areacam.layers.find import unwrap_model
 from areacam.layers.hooks import Hooks
-from areacam.layers.layout import AmbiguousLayoutError, LayerView, Layout
+from areacam.layers.layout import AmbiguousLayoutError, LayerView, Layout, module_layout
+from areacam.layers.provenance import settle
 
 __all__ = ["layer_table"]
 
@@ -32,11 +34,14 @@ def layer_table(model: nn.Module, x: Tensor) -> list[dict]:
     named = [(name, module) for name, module in inner.named_modules() if name]
     modules = dict(named)
     order: list[tuple[str, object]] = []
+    nodes: dict[str, object] = {}  # the grad_fn of each first tensor output, as it was when the module returned
     input_size = tuple(x.shape[2:])
 
     def record(name: str):
         def hook(module: nn.Module, inputs: tuple, output: object) -> None:
             order.append((name, output))
+            if isinstance(output, Tensor):
+                nodes.setdefault(name, output.grad_fn)
 
         return hook
 
@@ -56,10 +61,22 @@ def layer_table(model: nn.Module, x: Tensor) -> list[dict]:
         first.setdefault(name, out)
     tensors = {name: out for name, out in first.items() if isinstance(out, Tensor)}
     layouts: dict[str, Layout | str | None] = dict.fromkeys(first)
+    fixed = {
+        node: (kind, name)
+        for name, node in nodes.items()
+        if node is not None and (kind := module_layout(modules[name])) is not None
+    }
     for name, out in tensors.items():
         if out.is_floating_point() and out.shape[:1] == x.shape[:1]:
             try:
-                layouts[name] = view.read(out.shape, input_size, f"layer {name!r}", modules[name], model)
+                layouts[name] = view.read(
+                    out.shape,
+                    input_size,
+                    f"layer {name!r}",
+                    modules[name],
+                    model,
+                    settle=partial(settle, nodes.get(name), fixed),
+                )
             except AmbiguousLayoutError:
                 layouts[name] = "ambiguous: pass layout="
             except ValueError:

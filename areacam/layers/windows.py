@@ -214,8 +214,9 @@ class PatchCapture(LayerCapture):
 
     def run(self, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> object:
         self.patches = self.window.patches(x.shape)
-        self.values = []
+        self.values, self._layout = [], None
         self._input_size = self.window.window(x.shape[2:])
+        self._ran = (x, fwd)
         with torch.no_grad():
             output = fwd.run(self.model, x)
         if len(self.values) != len(self.patches):
@@ -231,14 +232,16 @@ class PatchCapture(LayerCapture):
         self._hooks.add(self.window.model.register_forward_pre_hook(self._below))
         return self
 
-    @staticmethod
-    def _below(module: nn.Module, inputs: tuple) -> None:
-        torch.set_grad_enabled(False)  # no graph below the layer for any call (run() restores the mode)
+    def _below(self, module: nn.Module, inputs: tuple) -> None:
+        if not self._paused:
+            torch.set_grad_enabled(False)  # no graph below the layer for any call (run() restores the mode)
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> object:
+        if self._paused:
+            return None
         part, key = self.view.pick(output, self.where)
         if self._layout is None:
-            self._layout = self.view.read(part.shape, self._input_size, self.where, self.module, self.model)
+            self._layout = self._read_now(part)
         torch.set_grad_enabled(True)  # inside run()'s no_grad: restored when run() returns
         leaf = part.detach().requires_grad_(True)
         self.values.append(leaf)

@@ -52,6 +52,7 @@ from areacam.core.state import explaining
 from areacam.layers.find import layer_name
 from areacam.layers.hooks import Hooks
 from areacam.layers.layout import LayerView, Layout
+from areacam.layers.provenance import probe, read_or_defer
 from areacam.methods.passes import finish
 from areacam.targets.base import Target, as_target_list
 from areacam.targets.dense import Area
@@ -144,6 +145,7 @@ class _Shift:
         self.value: Tensor | None = None
         self.layout: Layout | None = None
         self.largest = 0
+        self.paused = False
         self._hooks = Hooks()
 
     @property
@@ -169,11 +171,30 @@ class _Shift:
     def __exit__(self, *exc: object) -> None:
         self._hooks.remove()
 
+    def settle(self, x: Tensor, fwd: ForwardArgs) -> None:
+        """Read a tied shape (left unread by the hook) from the layer's autograd graph, this shift's hooks paused."""
+        if self.value is None or self.layout is not None:
+            return
+        self.paused = True
+        try:
+            self.layout = self.view.read(
+                tuple(self.value.shape),
+                self.input_size,
+                self.where,
+                self.layer,
+                self.model,
+                settle=lambda: probe(self.model, self.layer, self.view, x, fwd, self.where),
+            )
+        finally:
+            self.paused = False
+
     def _measure(self, module: nn.Module, inputs: tuple, output: object) -> None:
-        if self.value is not None and self.delta is None:
+        if self.value is not None and self.delta is None and not self.paused:
             self.largest = max([self.largest] + [leaf.numel() for leaf in leaves(output)])
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> object:
+        if self.paused:
+            return None
         part, key = self.view.pick(output, self.where)
         if self.delta is None:
             if self.value is not None:
@@ -181,7 +202,7 @@ class _Shift:
                     f"{self.where} ran more than once in one forward pass; pick a module that runs once "
                     "(e.g. a stage or block output, not a shared activation)"
                 )
-            self.layout = self.view.read(part.shape, self.input_size, self.where, module)
+            self.layout = read_or_defer(self.view, tuple(part.shape), self.input_size, self.where, module, self.model)
             self.value = part.detach()
             return None
         return replace_part(output, key, part + self.delta)
@@ -250,6 +271,7 @@ class Field:
         model, x = self.model, self.x
         with explaining(model), torch.no_grad(), _Shift(model, self.explainer, x, measure=True) as shift:
             output = self.fwd.run(model, x)
+            shift.settle(x, self.fwd)
             acts = shift.activation
             if acts is None:
                 raise ValueError(f"layer {self.layer!r} did not run in the model's forward pass")
