@@ -74,7 +74,8 @@ class Explanation:
     - ``segments``: Lime only, ``(B, H, W)`` superpixel labels.
     - ``targets``: the targets, in column order (used for figure titles).
     - ``layout``: layer-based methods: how the layer's output was read, e.g. ``"nchw"``,
-      ``"nhwc"`` or ``"tokens(prefix=1, grid=14x14)"``; ``None`` for the others.
+      ``"nhwc"``, ``"tokens(prefix=1, grid=14x14)"``, or ``"nchw (from up_blocks.0.upsamplers.0.conv)"`` for
+      a tied shape settled by the layer's autograd graph; ``None`` for the others.
     - ``delta``: IntegratedGradients only, ``(B, K)`` convergence delta: the sum of ``raw`` minus
       the score difference between the input and the baseline (captum's definition).
     """

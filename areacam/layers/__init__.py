@@ -3,8 +3,9 @@
 Every capture of a layer goes through :class:`LayerCapture` (explainers, feature maps, embeddings,
 filter visualisation) or, for many modules at once, :class:`Hooks` (the layer table, guided ReLUs).
 :class:`LayerView` says how a layer's output is read as a ``(B, C, *spatial)`` activation, and
-:class:`Layout` is the reading it settled on for one shape. A new layout reader goes into
-:mod:`areacam.layers.layout`.
+:class:`Layout` is the reading it settled on for one shape; :mod:`areacam.layers.provenance` settles a
+shape that ties channels-first and channels-last from the layer's autograd graph. A new layout reader
+goes into :mod:`areacam.layers.layout`.
 """
 
 from areacam.layers.capture import LayerCapture
