@@ -28,7 +28,8 @@ test: $(STAMP) browser lint docs
 # CPU's kernels meet fails here (tests/README.md). .ci/run runs it after `make test`.
 NUMERICS := tests/test_cam_reference.py tests/test_gradients.py tests/test_methods.py tests/test_lime.py \
 	tests/test_field.py tests/test_metrics.py tests/test_metrics_reference.py tests/test_volumes.py \
-	tests/test_architectures.py tests/test_targets.py tests/test_models.py tests/test_create_graph.py tests/test_windows.py
+	tests/test_architectures.py tests/test_targets.py tests/test_models.py tests/test_create_graph.py tests/test_windows.py \
+	tests/test_losses.py
 test-portable: $(STAMP)
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 $(PY) -m pytest -q $(NUMERICS)
 

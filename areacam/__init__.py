@@ -8,10 +8,14 @@ Targets turn a model output into per-sample scores; explainers turn scores into 
 
 The package is a house of folders by role (docs/architecture.md): ``core`` (the call protocol and the
 result), ``targets``, ``layers``, ``methods``, ``metrics``, ``inspect``, ``viz``, ``runs``, ``data``,
-``models`` (the reference models) and ``app`` (the command line), over the private ``_util``.
+``losses`` (losses on explanations), ``callbacks`` (explanations during training), ``models`` (the
+reference models) and ``app`` (the command line), over the private ``_util``.
 """
 
-from areacam import data, metrics
+import importlib
+from typing import Any
+
+from areacam import data, losses, metrics
 from areacam._version import __version__
 from areacam.core.explanation import Explanation
 from areacam.core.forward import Shared
@@ -40,7 +44,16 @@ from areacam.targets import (
     Target,
     components,
 )
-from areacam.viz import gradient_image, grid_figure, overlay, region_figure, signal_figure, slice_grid, volume_figure
+from areacam.viz import (
+    across_epochs_figure,
+    gradient_image,
+    grid_figure,
+    overlay,
+    region_figure,
+    signal_figure,
+    slice_grid,
+    volume_figure,
+)
 
 __all__ = [
     "CAM",
@@ -78,6 +91,8 @@ __all__ = [
     "Target",
     "XGradCAM",
     "__version__",
+    "across_epochs_figure",
+    "callbacks",
     "components",
     "data",
     "embed",
@@ -86,6 +101,7 @@ __all__ = [
     "filter_weights",
     "gradient_image",
     "grid_figure",
+    "losses",
     "metrics",
     "open_run",
     "overlay",
@@ -94,3 +110,10 @@ __all__ = [
     "slice_grid",
     "volume_figure",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # areacam.callbacks is imported on first use (ac.callbacks), so that `import areacam` stays light.
+    if name == "callbacks":
+        return importlib.import_module("areacam.callbacks")
+    raise AttributeError(f"module 'areacam' has no attribute {name!r}")

@@ -227,6 +227,12 @@ EXTRAS = {
     "captum",
     "pytorch_grad_cam",
     "quantus",
+    "lightning",
+    "lightning_fabric",
+    "lightning_utilities",
+    "pytorch_lightning",
+    "tensorboard",
+    "torchmetrics",
 }
 
 
@@ -295,6 +301,8 @@ def test_every_core_function_and_metric_runs_or_names_its_extra_without_any_extr
         for curve in (ac.metrics.deletion, ac.metrics.insertion):
             assert curve(model, x, targets, maps, steps=4, progress=True).auc.shape == (2, 2)
         assert ac.metrics.pointing_game(maps, masks).shape == (2, 2)
+        assert ac.losses.outside_mass(maps, masks).shape == (2, 2)
+        assert len(ac.callbacks.explain_epoch(x, targets, ac.GradCAM(model, "layer3"), 0)) == 1
         check = ac.metrics.randomisation(lambda m: ac.GradCAM(m, "layer3"), model, x, targets,
                                          layers=["fc", "layer4"], progress=True)
         assert check.spearman.shape == (2, 2, 2)
@@ -322,6 +330,7 @@ def test_every_core_function_and_metric_runs_or_names_its_extra_without_any_extr
         ("ac.Lime(torch.nn.Conv2d(3, 1, 1))", "lime"),
         ("ac.data.shapes(2)", "data"),
         ("from areacam import models; models.create('unet', num_classes=2)", "seg"),
+        ("ac.callbacks.ExplainEveryEpoch", "lightning"),
     ],
 )
 def test_a_missing_extra_names_itself(bare_site, code, extra, tmp_path):

@@ -18,6 +18,8 @@ EXTRAS = {
     "pyarrow": "run",
     "pandas": "run",
     "scipy": "metrics",
+    "lightning": "lightning",
+    "tensorboard": "lightning",
 }
 
 

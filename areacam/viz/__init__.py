@@ -6,6 +6,16 @@ nothing of models: a target is drawn through the region it carries.
 """
 
 from areacam.viz.images import gradient_image, grid_figure, overlay, region_figure
+from areacam.viz.training import across_epochs_figure
 from areacam.viz.volumes import signal_figure, slice_grid, volume_figure
 
-__all__ = ["gradient_image", "grid_figure", "overlay", "region_figure", "signal_figure", "slice_grid", "volume_figure"]
+__all__ = [
+    "across_epochs_figure",
+    "gradient_image",
+    "grid_figure",
+    "overlay",
+    "region_figure",
+    "signal_figure",
+    "slice_grid",
+    "volume_figure",
+]

@@ -1,0 +1,9 @@
+"""Losses on explanations, for training a model to look where it should (``ac.losses``).
+
+Each takes what an explainer built with ``create_graph=True`` returns and a mask of the allowed
+region, and gives a ``(B, K)`` tensor that carries the graph to the model's parameters.
+"""
+
+from areacam.losses.regions import mask_error, outside_gradient, outside_mass
+
+__all__ = ["mask_error", "outside_gradient", "outside_mass"]
