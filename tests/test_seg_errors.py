@@ -100,6 +100,13 @@ def test_error_target_bad_input():
         ac.FalsePositive(0, torch.zeros(8, 8))
     with pytest.raises(ValueError, match="labels must be >= 0"):
         ac.FalsePositive(0, -torch.ones(8, 8, dtype=torch.long))
+    mask_255 = torch.zeros(8, 8, dtype=torch.long)
+    mask_255[2:5, 2:5] = 255  # a saved 0/255 mask is not labels: it would silently make every pixel "not cls"
+    with pytest.raises(ValueError, match=r"truth holds label 255, but the output has 3 channel\(s\) and needs labels 0..2"):
+        ac.FalsePositive(1, mask_255)(out, x)
+    with pytest.raises(ValueError, match="needs a 0/1 mask"):
+        ac.FalseNegative(0, mask_255)(out[:, :1], x)
+    assert ac.FalseNegative(0, mask_255.clamp(max=1))(out[:, :1], x).tolist() == [0.0, 0.0]  # 0/1 is fine
 
 
 @pytest.mark.parametrize("shape", [(40, 50), (12, 14, 16)])

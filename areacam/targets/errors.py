@@ -77,8 +77,16 @@ class SegmentationError(Segment):
         truth is then a 0/1 mask whose 1s are that class.
         """
         predicted = super().predicted(out, inputs)
-        binary = dense_output(out, type(self).__name__, inputs).shape[1] == 1
-        is_cls = self.labels(predicted).eq(1 if binary else self.label).to(predicted.dtype)
+        classes = dense_output(out, type(self).__name__, inputs).shape[1]
+        labels = self.labels(predicted)
+        top = int(labels.max()) if labels.numel() else 0
+        if top >= max(classes, 2):  # a 0/255 mask, or labels of another model's classes
+            kind = "a 0/1 mask" if classes == 1 else f"labels 0..{classes - 1}"
+            raise ValueError(
+                f"{type(self).__name__}: the truth holds label {top}, but the output has {classes} channel(s) "
+                f"and needs {kind}"
+            )
+        is_cls = labels.eq(1 if classes == 1 else self.label).to(predicted.dtype)
         return self.error(predicted, is_cls).expand_as(predicted)
 
     def bind(self, samples: Samples, output: Any = None) -> Target:
