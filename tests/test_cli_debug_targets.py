@@ -176,6 +176,17 @@ def test_run_fp_fn_read_each_samples_mask_as_its_truth(tmp_path, capsys):
     for k in range(2):
         assert result.table[f"score_{k}"].tolist() == expected.scores[:, k].tolist()
     assert (torch.from_numpy(np.asarray(result.maps)) == expected.maps).all()
+    with torch.no_grad():
+        predicted = models.load(tmp_path / "unet.pt")(x).argmax(1)
+    hand = {0: (predicted == 1) & (truth != 1), 1: (truth == 2) & (predicted != 2)}  # fp:1, fn:2 by definition
+    for k, region in hand.items():
+        assert result.table[f"error_pixels_{k}"].tolist() == region.flatten(1).sum(1).float().tolist()
+    assert main(["report", str(out), "--by", "error_pixels_0", "--count", "2"]) == 0  # largest error first
+    page = (out / "report" / "report.html").read_text()
+    ranked = result.table.sort_values("error_pixels_0", ascending=False, kind="stable")["id"].tolist()
+    assert "highest first as the worst" in page and page.index(ranked[0]) < page.index(ranked[1]) < page.index(
+        ranked[-1]
+    )
     no_masks = [a for a in args if a not in ("--masks", str(tmp_path / "masks"))]
     assert main([*no_masks, "--no-progress", "--out", str(tmp_path / "r2")]) == 2
     assert "fp:1, fn:2 needs a mask per sample" in capsys.readouterr().err and not (tmp_path / "r2").exists()

@@ -89,6 +89,11 @@ class SegmentationError(Segment):
         is_cls = labels.eq(1 if classes == 1 else self.label).to(predicted.dtype)
         return self.error(predicted, is_cls).expand_as(predicted)
 
+    def size(self, output: Any, inputs: Tensor) -> Tensor:
+        """``(B,)`` pixels (voxels) of each sample's error region in the model ``output``."""
+        region = self.predicted(self.select(output), inputs)
+        return region.detach().flatten(1).sum(1)
+
     def bind(self, samples: Samples, output: Any = None) -> Target:
         rows = check_samples(samples)
         bound = super().bind(rows, output)
