@@ -6,9 +6,17 @@ import torch
 
 from areacam import data as ac_data
 
-__all__ = ["DATASETS", "load_data"]
+__all__ = ["DATASETS", "DISTRACTOR_SHARE", "base_data", "load_data"]
 
-DATASETS = ("digits", "shapes", "volumes", "signals")
+DATASETS = ("digits", "shapes", "shapes-distractor", "volumes", "signals")
+
+#: Share of ``shapes-distractor`` images that hold a distractor (``areacam.data.shapes(distractor=...)``).
+DISTRACTOR_SHARE = 0.6
+
+
+def base_data(data: str) -> str:
+    """The data set ``data`` is a variant of: ``"shapes"`` for ``"shapes-distractor"``, else ``data``."""
+    return "shapes" if data == "shapes-distractor" else data
 
 
 def load_data(
@@ -19,7 +27,9 @@ def load_data(
     random_state: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Train/test tensors: ``x_train (N, C, S, S)``, ``y_train (N,)``, ``x_test``, ``y_test`` and, for
-    shapes, ``m_train``/``m_test`` ``(N, S, S)`` masks. The data does not depend on the training seed.
+    shapes, ``m_train``/``m_test`` ``(N, S, S)`` masks (``shapes-distractor``: the same shapes, with a
+    background-labelled pentagon in :data:`DISTRACTOR_SHARE` of the images). The data does not depend on
+    the training seed.
 
     Volumes: ``x (N, 1, S, S, S)``, ``y`` the object's class, ``m (N, S, S, S)`` masks. Signals (``size`` is
     the length): ``x_train`` the clean signals (an autoencoder learns normal data only), ``x_test`` the
@@ -35,10 +45,11 @@ def load_data(
         if n_test is not None:
             out["x_test"], out["y_test"] = x_te[:n_test], y_te[:n_test]
         return out
-    if data == "shapes":
+    if data in ("shapes", "shapes-distractor"):
         n_train = 2000 if n_train is None else n_train
         n_test = 500 if n_test is None else n_test
-        x, y, m = ac_data.shapes(n_train + n_test, size=size, random_state=random_state)
+        share = DISTRACTOR_SHARE if data == "shapes-distractor" else 0.0
+        x, y, m = ac_data.shapes(n_train + n_test, size=size, random_state=random_state, distractor=share)
         return dict(
             x_train=x[:n_train],
             y_train=y[:n_train],

@@ -43,7 +43,7 @@ from areacam._util.progress import progress_bar
 from areacam.data import SHAPE_CLASSES, VOLUME_CLASSES
 
 from . import registry
-from .datasets import DATASETS, load_data
+from .datasets import DATASETS, base_data, load_data
 from .families import FAMILIES, Batch, Family, family_of
 from .scores import held_out_scores, segmentation_scores
 
@@ -91,7 +91,7 @@ def defaults(model: str, data: str, model_kwargs: dict[str, Any] | None = None) 
     ``n_train``/``n_test`` ``None`` means the whole digits split. For ``fcn`` they depend on the backbone.
     """
     task = _task(model, data)
-    cfg = dict(_BASE[(task, data)])
+    cfg = dict(_BASE[(task, base_data(data))])
     cfg.update(_MODEL_OVERRIDES.get(model, {}))
     if model == "fcn":
         cfg.update(_FCN_OVERRIDES[(model_kwargs or {}).get("backbone", "alexnet")])
@@ -109,7 +109,7 @@ def _task(model: str, data: str) -> str:
     if wanted is None and data in _DATA_OF.values():
         users = ", ".join(name for name, d in _DATA_OF.items() if d == data)
         raise ValueError(f"data {data!r} is for model {users}, not for the image model {model!r}")
-    if task == "segmentation" and data not in ("shapes", "volumes"):
+    if task == "segmentation" and base_data(data) not in ("shapes", "volumes"):
         raise ValueError(f"model {model!r} is a segmenter and needs masks: use data='shapes', got {data!r}")
     return task
 
@@ -139,6 +139,7 @@ def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
 
 
 def _model_kwargs(model: str, data: str, size: int, d: dict[str, torch.Tensor], user: dict[str, Any]) -> dict:
+    data = base_data(data)
     in_channels = int(d["x_train"].shape[1])
     family = family_of(model)
     if family.task == "classification":
@@ -177,7 +178,8 @@ def train(
 
     Args:
         model: a name from :func:`models.names`.
-        data: ``"digits"``, ``"shapes"``, ``"volumes"`` (``unet3d``) or ``"signals"`` (``signal_ae``).
+        data: ``"digits"``, ``"shapes"`` (or ``"shapes-distractor"``), ``"volumes"`` (``unet3d``) or
+            ``"signals"`` (``signal_ae``).
         epochs, batch_size, lr, size, n_train, n_test: ``None`` takes :func:`defaults`.
         out: directory for ``epoch_XXX.pt`` checkpoints and ``metrics.json``; ``None`` writes nothing.
         random_state: seeds the weights init and the batch order (the run is deterministic for a fixed

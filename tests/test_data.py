@@ -104,6 +104,25 @@ def test_shapes_masks_are_exactly_the_painted_pixels(size):
         assert torch.equal(painted, inside), f"image {i}: {int((painted != inside).sum())} pixels differ"
 
 
+def test_shapes_distractors_are_background_beside_an_unchanged_shape():
+    plain = data.shapes(60, size=48, random_state=4)
+    images, labels, masks = data.shapes(60, size=48, random_state=4, distractor=0.6)
+    assert torch.equal(labels, plain[1]) and torch.equal(masks, plain[2])  # the shape and its mask are kept
+    changed = (images != plain[0]).any(1)  # (60, 48, 48): the distractor's pixels
+    with_one = changed.flatten(1).any(1)
+    assert 0.4 < float(with_one.float().mean()) < 0.8 and not with_one.all()
+    assert not (changed & (masks > 0)).any()  # never on the shape, whose painted pixels stay exactly its mask
+    for i in torch.nonzero(with_one).flatten().tolist():
+        colour = images[i][:, changed[i]][:, 0]
+        assert (images[i][:, changed[i]] == colour[:, None]).all()  # one solid colour ...
+        assert not (images[i][:, masks[i] > 0][:, 0] == colour).all()  # ... other than the shape's
+        area = int(changed[i].sum())
+        assert 0.5 * (0.1 * 48) ** 2 * np.pi < area < 1.5 * (0.16 * 48 * 1.1) ** 2 * np.pi
+    assert torch.equal(data.shapes(5, size=48, random_state=4, distractor=0.6)[0], images[:5])  # prefix-stable
+    with pytest.raises(ValueError, match=r"distractor must be a share in \[0, 1\], got 1.5"):
+        data.shapes(2, distractor=1.5)
+
+
 def test_draw_shape_circle_matches_the_disk_formula_and_nudges_clashing_background():
     size, cy, cx, r = 32, 15.0, 17.0, 6.5
     colour = (1.0, 0.0, 0.0)

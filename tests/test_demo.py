@@ -29,6 +29,7 @@ EXPECTED = [
     "methods_vae_recon_error.png",
     "segment_fcn.png",
     "segment_unet.png",
+    "segment_errors.png",
     "lime_classifier.png",
     "lime_vae_area.png",
     "explanations_by_epoch.png",

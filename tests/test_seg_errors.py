@@ -100,6 +100,15 @@ def test_error_target_bad_input():
         ac.FalsePositive(0, torch.zeros(8, 8))
     with pytest.raises(ValueError, match="labels must be >= 0"):
         ac.FalsePositive(0, -torch.ones(8, 8, dtype=torch.long))
+    mask_255 = torch.zeros(8, 8, dtype=torch.long)
+    mask_255[2:5, 2:5] = 255  # a saved 0/255 mask is not labels: it would silently make every pixel "not cls"
+    with pytest.raises(
+        ValueError, match=r"truth holds label 255, but the output has 3 channel\(s\) and needs labels 0..2"
+    ):
+        ac.FalsePositive(1, mask_255)(out, x)
+    with pytest.raises(ValueError, match="needs a 0/1 mask"):
+        ac.FalseNegative(0, mask_255)(out[:, :1], x)
+    assert ac.FalseNegative(0, mask_255.clamp(max=1))(out[:, :1], x).tolist() == [0.0, 0.0]  # 0/1 is fine
 
 
 @pytest.mark.parametrize("shape", [(40, 50), (12, 14, 16)])
@@ -140,3 +149,26 @@ def test_components_ties_empty_and_bad_input():
         ac.components(mask, min_size=0)
     with pytest.raises(ValueError, match="0/1 mask"):
         ac.components(torch.full((3, 3), 2))
+
+
+def test_demo_false_positive_maps_follow_their_definition():
+    from areacam.app.demo.errors import ErrorStats, false_positive_maps
+
+    model = segmenter(2, classes=4)
+    torch.manual_seed(2)
+    x = torch.randn(5, 2, 8, 8, dtype=torch.float64)
+    truth = torch.randint(0, 4, (5, 8, 8))
+    truth[3] = model(x[3:4]).argmax(1)[0].detach()  # a perfect prediction: no false positive in image 3
+    maps, regions, classes, rows = false_positive_maps(model, "0", x, truth)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    assert rows == [0, 1, 2, 4]
+    for i, b in enumerate(rows):
+        sizes = [int(((pred[b] == c) & (truth[b] != c)).sum()) for c in (1, 2, 3)]
+        assert int(classes[i]) == 1 + sizes.index(max(sizes))  # the largest false positive, first on ties
+        assert torch.equal(regions[i], (pred[b] == classes[i]) & (truth[b] != classes[i]))
+        alone = ac.GradCAM(model, "0")(x[b : b + 1], ac.FalsePositive(int(classes[i]), truth[b : b + 1]))
+        assert float((maps[i] - alone.maps[0, 0].float()).abs().max()) <= 1e-6  # float32 maps of float64 sums
+    stats = ErrorStats(maps, regions, regions & False, rows)
+    want = [float((m * r).sum() / m.sum()) for m, r in zip(maps, regions) if m.sum() > 0]
+    assert abs(stats.inside - sum(want) / len(want)) < 1e-6 and stats.distractor_share == 0.0

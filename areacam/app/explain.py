@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from areacam._util.errors import one_line
-from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images
-from areacam.app.spec import SPEC_HELP, get_method, make_explainer, method_layer, parse_targets
+from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images, read_labels
+from areacam.app.spec import (
+    NO_TRUTH_YET,
+    SPEC_HELP,
+    get_method,
+    make_explainer,
+    method_layer,
+    needs_truth,
+    parse_targets,
+)
 from areacam.methods.registry import METHODS
 from areacam.viz.images import COLORMAPS, save_figure, save_png
 
@@ -48,6 +56,12 @@ def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.A
     explain.add_argument("--method", required=True, metavar="NAME", help=f"one of: {', '.join(METHODS)}")
     explain.add_argument("--layer", metavar="NAME", help="layer for CAM methods (see 'areacam layers')")
     explain.add_argument("--target", nargs="+", required=True, metavar="SPEC", help=SPEC_HELP)
+    explain.add_argument(
+        "--mask",
+        nargs="+",
+        metavar="PATH",
+        help="the truth of fp:/fn: targets: label images (pixel value = class), one per --image",
+    )
     explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
     explain.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
 
@@ -59,7 +73,10 @@ def slug(text: str) -> str:
 def run_explain(args: argparse.Namespace) -> int:
     """``areacam explain``: check everything, compute all maps, then write them at once."""
     method = get_method(args.method)
-    targets = parse_targets(args.target)
+    truth_given = bool(getattr(args, "mask", None))
+    if truth_given and not needs_truth(args.target):
+        raise InputError("--mask is the truth of fp:CLS / fn:CLS targets; no such --target was given")
+    parse_targets(args.target, truth=NO_TRUTH_YET if truth_given else None)  # check the SPECs before loading
     if args.colormap not in COLORMAPS:
         raise InputError(f"unknown --colormap {args.colormap!r}; e.g. jet, viridis, inferno")
     out = Path(args.out)
@@ -69,6 +86,8 @@ def run_explain(args: argparse.Namespace) -> int:
     layer = method_layer(method, model, args.layer)
     size = tuple(args.size) if args.size else default_size(model)
     x = read_images(args.image, size, input_channels(model))
+    truth = read_labels(args.mask, args.image, tuple(x.shape[-2:])) if truth_given else None
+    targets = parse_targets(args.target, truth=truth)
     explainer = make_explainer(method, model, layer, tuple(x.shape[-2:]))
     try:
         expl = explainer(x, targets)

@@ -28,6 +28,7 @@ __all__ = [
     "read_array",
     "read_image",
     "read_images",
+    "read_labels",
     "read_masks",
 ]
 
@@ -229,23 +230,30 @@ def read_images(paths: list[str], size: tuple[int, ...] | None, channels: int) -
     return torch.from_numpy(np.stack(images))
 
 
-def read_masks(paths: list[str], images: list[str], size: tuple[int, int]) -> torch.Tensor:
-    """``(B, H, W)`` bool masks from image files (non-zero = inside), one per image, resized to ``size``."""
+def _mask_files(paths: list[str], images: list[str], size: tuple[int, int]) -> list[np.ndarray]:
+    """Each ``--mask`` file as read, ``(H, W)`` or ``(H, W, channels)``, resized (nearest) to ``size``."""
     import cv2
 
     if len(paths) != len(images):
         raise InputError(f"--mask takes one file per --image: got {len(paths)} masks for {len(images)} images")
-    masks = []
-    for path, image in zip(paths, images):
+    arrays = []
+    for path in paths:
         if not Path(path).is_file():
             raise InputError(f"--mask {path!r}: no such file")
         mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if mask is None or mask.size == 0:
             raise InputError(f"--mask {path!r}: not a readable image (PNG, BMP, TIFF...)")
-        mask = mask.reshape(mask.shape[0], mask.shape[1], -1).max(axis=2) if mask.ndim == 3 else mask
-        if tuple(mask.shape) != tuple(size):
+        if tuple(mask.shape[:2]) != tuple(size):
             mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-        region = mask > 0
+        arrays.append(mask.reshape(size[0], size[1], -1))
+    return arrays
+
+
+def read_masks(paths: list[str], images: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """``(B, H, W)`` bool masks from image files (non-zero = inside), one per image, resized to ``size``."""
+    masks = []
+    for mask, path, image in zip(_mask_files(paths, images, size), paths, images):
+        region = mask.max(axis=2) > 0
         if not region.any():
             raise InputError(
                 f"--mask {path!r} (for {image!r}) is empty at size {tuple(size)}: a mask needs "
@@ -253,6 +261,16 @@ def read_masks(paths: list[str], images: list[str], size: tuple[int, int]) -> to
             )
         masks.append(torch.from_numpy(np.ascontiguousarray(region)))
     return torch.stack(masks)
+
+
+def read_labels(paths: list[str], images: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """``(B, H, W)`` int64 class labels from one-channel image files (pixel value = class), resized (nearest)."""
+    labels = []
+    for mask, path in zip(_mask_files(paths, images, size), paths):
+        if not (mask == mask[..., :1]).all():
+            raise InputError(f"--mask {path!r}: label images must have one channel (pixel value = class)")
+        labels.append(torch.from_numpy(np.ascontiguousarray(mask[..., 0]).astype(np.int64)))
+    return torch.stack(labels)
 
 
 def positive(value: int, flag: str) -> int:

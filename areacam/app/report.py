@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--higher-is-worse",
         action="store_true",
-        help="the worst samples have the highest values (e.g. an error column)",
+        default=None,
+        help="the worst samples have the highest values (default for error_pixels_* columns)",
     )
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/report)")
     parser.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
@@ -70,7 +71,7 @@ def _columns(table: Any) -> dict[str, np.ndarray]:
 
 
 def _default_column(columns: dict[str, np.ndarray]) -> str:
-    for prefix in ("pointing_game_", "relevance_mass_", "relevance_rank_", "score_"):
+    for prefix in ("pointing_game_", "relevance_mass_", "relevance_rank_", "error_pixels_", "score_"):
         names = [c for c in columns if c.startswith(prefix)]
         if names:
             return names[0]
@@ -127,11 +128,15 @@ def write_run_report(
     run: str | Path,
     by: str | None = None,
     count: int = 8,
-    higher_is_worse: bool = False,
+    higher_is_worse: bool | None = None,
     out: str | Path | None = None,
     colormap: str = "jet",
 ) -> Path:
-    """Write ``report.html`` (default ``RUN/report/``) of the ``count`` worst and best samples by ``by``."""
+    """Write ``report.html`` (default ``RUN/report/``) of the ``count`` worst and best samples by ``by``.
+
+    ``higher_is_worse=None`` ranks an ``error_pixels_*`` column (the size of an ``fp:``/``fn:`` target's
+    error region) largest first as the worst, and any other column lowest first.
+    """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"--count must be a positive int, got {count!r}")
     if colormap not in COLORMAPS:
@@ -142,6 +147,8 @@ def write_run_report(
     if by not in columns:
         numeric = [c for c, v in columns.items() if np.issubdtype(np.asarray(v).dtype, np.number)]
         raise InputError(f"--by {by!r}: no such column; the table has {', '.join(numeric)}")
+    if higher_is_worse is None:
+        higher_is_worse = by.startswith("error_pixels_")
     values = np.asarray(columns[by], dtype=np.float64)
     order = np.argsort(-values if higher_is_worse else values, kind="stable")
     worst, best = list(order[:count]), list(order[::-1][:count])
@@ -150,7 +157,11 @@ def write_run_report(
     store_rows = [int(i) for i in columns["index"]]
     images = _images(result.config, sorted({store_rows[i] for i in worst + best}))
     names = ["image"] + (["mask"] if result.config.get("masks") or _has_masks(images) else []) + result.targets
-    shown = [c for c in columns if c.startswith(("score_", "pointing_game_", "relevance_mass_", "relevance_rank_"))]
+    shown = [
+        c
+        for c in columns
+        if c.startswith(("score_", "error_pixels_", "pointing_game_", "relevance_mass_", "relevance_rank_"))
+    ]
     body = [
         f"<h1>areacam run: {html.escape(str(run))}</h1>",
         f'<p class="meta">{len(result.ids)} samples, ranked by <code>{html.escape(by)}</code> '

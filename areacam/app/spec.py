@@ -9,27 +9,58 @@ SPEC grammar (one target per SPEC)::
     segment:CLS                        Segment(CLS)
     latent:K                           Latent(K): mu[:, K] of a (recon, mu, logvar) output
     recon-error[:TOP,LEFT,BOTTOM,RIGHT] ReconstructionError(box=...); no box: the whole image
+    detection:X1,Y1,X2,Y2[:LABEL]      Detection(box=...): the detector's best match of the box (pixels)
+    fp:CLS                             FalsePositive(CLS, truth): pixels painted CLS whose truth is not CLS
+    fn:CLS                             FalseNegative(CLS, truth): pixels of CLS in the truth painted otherwise
+
+``fp`` and ``fn`` need the truth: integer label images (``--mask``), passed as ``truth``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from areacam._util.checks import check_box
 from areacam._util.errors import one_line
 from areacam.layers.find import resolve_layer
 from areacam.methods import registry
 from areacam.methods.registry import Method
-from areacam.targets import Area, Class, Latent, Pixel, ReconstructionError, Segment, Target
+from areacam.targets import (
+    Area,
+    Class,
+    Detection,
+    FalseNegative,
+    FalsePositive,
+    Latent,
+    Pixel,
+    ReconstructionError,
+    Segment,
+    Target,
+)
 
-__all__ = ["SPEC_HELP", "SpecError", "get_method", "make_explainer", "method_layer", "parse_target", "parse_targets"]
+__all__ = [
+    "NO_TRUTH_YET",
+    "SPEC_HELP",
+    "SpecError",
+    "get_method",
+    "make_explainer",
+    "method_layer",
+    "needs_truth",
+    "parse_target",
+    "parse_targets",
+]
 
 SPEC_HELP = (
     "class[:INDEX] | area:TOP,LEFT,BOTTOM,RIGHT[:CH] | pixel:Y,X[:CH] | segment:CLS | latent:K | "
-    "recon-error[:TOP,LEFT,BOTTOM,RIGHT]"
+    "recon-error[:TOP,LEFT,BOTTOM,RIGHT] | detection:X1,Y1,X2,Y2[:LABEL] | fp:CLS | fn:CLS"
 )
+
+
+#: Stands for the truth while ``fp:`` / ``fn:`` SPECs are checked, before the label images are read.
+NO_TRUTH_YET = torch.zeros(1, 1, 1, dtype=torch.long)
 
 
 class SpecError(ValueError):
@@ -63,8 +94,11 @@ def _box(text: str, spec: str) -> tuple[int, ...]:
         raise SpecError(f"bad target {spec!r}: {error}") from None
 
 
-def parse_target(spec: str) -> Target:
-    """Turn one SPEC string into a :class:`~areacam.targets.Target` (``SpecError`` if malformed)."""
+def parse_target(spec: str, truth: Tensor | None = None) -> Target:
+    """Turn one SPEC string into a :class:`~areacam.targets.Target` (``SpecError`` if malformed).
+
+    ``truth`` is the ``(B, H, W)`` integer labels ``fp:CLS`` and ``fn:CLS`` compare the prediction with.
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError(f"empty target spec; expected one of: {SPEC_HELP}")
     kind, _, rest = spec.strip().partition(":")
@@ -92,6 +126,23 @@ def parse_target(spec: str) -> Target:
         if value < 0:
             raise SpecError(f"bad target {spec!r}: the index must be >= 0")
         return Segment(value) if kind == "segment" else Latent(value)
+    if kind in ("fp", "fn"):
+        if len(args) != 1:
+            raise SpecError(f"bad target {spec!r}: expected {kind}:CLS")
+        cls = _int(args[0], "CLS", spec)
+        if cls < 0:
+            raise SpecError(f"bad target {spec!r}: the class must be >= 0")
+        if truth is None:
+            raise SpecError(f"target {spec!r} compares the prediction with the truth: pass --mask label images")
+        return (FalsePositive if kind == "fp" else FalseNegative)(cls, truth)
+    if kind == "detection":
+        if not 1 <= len(args) <= 2:
+            raise SpecError(f"bad target {spec!r}: expected detection:X1,Y1,X2,Y2[:LABEL]")
+        x1, y1, x2, y2 = _ints(args[0], 4, "the box X1,Y1,X2,Y2", spec)
+        if x2 <= x1 or y2 <= y1 or min(x1, y1) < 0:
+            raise SpecError(f"bad target {spec!r}: the box needs 0 <= X1 < X2 and 0 <= Y1 < Y2 (pixels)")
+        label = _int(args[1], "LABEL", spec) if len(args) == 2 else None
+        return Detection((x1, y1, x2, y2), label=label)
     if kind in ("recon-error", "recon_error", "reconstruction-error"):
         if len(args) > 1:
             raise SpecError(f"bad target {spec!r}: expected recon-error or recon-error:TOP,LEFT,BOTTOM,RIGHT")
@@ -99,11 +150,16 @@ def parse_target(spec: str) -> Target:
     raise SpecError(f"unknown target kind {kind!r} in {spec!r}; expected one of: {SPEC_HELP}")
 
 
-def parse_targets(specs: list[str]) -> list[Target]:
-    """Parse every SPEC (all are checked before anything runs)."""
+def parse_targets(specs: list[str], truth: Tensor | None = None) -> list[Target]:
+    """Parse every SPEC (all are checked before anything runs); ``truth`` as for :func:`parse_target`."""
     if not specs:
         raise SpecError(f"no --target given; expected one or more of: {SPEC_HELP}")
-    return [parse_target(spec) for spec in specs]
+    return [parse_target(spec, truth) for spec in specs]
+
+
+def needs_truth(specs: list[str]) -> bool:
+    """Whether any SPEC compares the prediction with the truth (``fp:`` / ``fn:``)."""
+    return any(isinstance(s, str) and s.strip().lower().partition(":")[0] in ("fp", "fn") for s in specs)
 
 
 def get_method(name: str) -> Method:

@@ -77,9 +77,22 @@ class SegmentationError(Segment):
         truth is then a 0/1 mask whose 1s are that class.
         """
         predicted = super().predicted(out, inputs)
-        binary = dense_output(out, type(self).__name__, inputs).shape[1] == 1
-        is_cls = self.labels(predicted).eq(1 if binary else self.label).to(predicted.dtype)
+        classes = dense_output(out, type(self).__name__, inputs).shape[1]
+        labels = self.labels(predicted)
+        top = int(labels.max()) if labels.numel() else 0
+        if top >= max(classes, 2):  # a 0/255 mask, or labels of another model's classes
+            kind = "a 0/1 mask" if classes == 1 else f"labels 0..{classes - 1}"
+            raise ValueError(
+                f"{type(self).__name__}: the truth holds label {top}, but the output has {classes} channel(s) "
+                f"and needs {kind}"
+            )
+        is_cls = labels.eq(1 if classes == 1 else self.label).to(predicted.dtype)
         return self.error(predicted, is_cls).expand_as(predicted)
+
+    def size(self, output: Any, inputs: Tensor) -> Tensor:
+        """``(B,)`` pixels (voxels) of each sample's error region in the model ``output``."""
+        region = self.predicted(self.select(output), inputs)
+        return region.detach().flatten(1).sum(1)
 
     def bind(self, samples: Samples, output: Any = None) -> Target:
         rows = check_samples(samples)

@@ -42,6 +42,7 @@ def _stages() -> list[Stage]:
     from areacam.app.demo import (
         autoencoder,
         classifier,
+        errors,
         features,
         layer_choice,
         lime_panels,
@@ -73,8 +74,12 @@ def _stages() -> list[Stage]:
         ),
         Stage(
             "segmentation debugging",
-            (partial(segmentation.segment_debugging, key="fcn"), partial(segmentation.segment_debugging, key="unet")),
-            ("segment_fcn.png", "segment_unet.png"),
+            (
+                partial(segmentation.segment_debugging, key="fcn"),
+                partial(segmentation.segment_debugging, key="unet"),
+                errors.segmentation_errors,
+            ),
+            ("segment_fcn.png", "segment_unet.png", "segment_errors.png"),
         ),
         Stage(
             "lime panels",

@@ -157,4 +157,6 @@ def _explain_batch(batch: dict, chunk: Chunk, data: RunData, work: Work, dev: to
             row[f"degenerate_{c}"] = bool(result["degenerate"][b, c])
             for name in work.metrics:
                 row[f"{METRICS[name]}_{c}"] = float(result[METRICS[name]][b, c])
+        for c in work.error_columns:
+            row[f"error_pixels_{c}"] = float(result["error_pixels"][b, c])
         chunk.rows[index] = row

@@ -1,4 +1,5 @@
-"""Targets whose choice comes from each sample's own data: ``class:label``, ``segment:label``, ``area:mask``.
+"""Targets whose choice comes from each sample's own data: ``class:label``, ``segment:label``, ``area:mask``,
+``fp:CLS`` and ``fn:CLS`` (each sample's mask as the truth).
 
 :func:`parse_run_target` turns a SPEC into either a fixed :class:`~areacam.Target` or a
 :class:`SampleSpec`, which builds the batch's target from its labels and masks: the library's own
@@ -13,14 +14,14 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from areacam.app.spec import SPEC_HELP, SpecError, parse_target
+from areacam.app.spec import NO_TRUTH_YET, SPEC_HELP, SpecError, needs_truth, parse_target
 from areacam.targets import Area, Class, Segment, Target
 
 __all__ = ["RUN_SPEC_HELP", "SampleSpec", "parse_run_target"]
 
 RUN_SPEC_HELP = (
     SPEC_HELP + " | per sample: class:label | segment:label | area:mask[:CH] | area:mask:label "
-    "(label = the sample's class; mask = its mask, pixels > 0)"
+    "| fp:CLS | fn:CLS (label = the sample's class; mask = its mask, pixels > 0; fp/fn: its mask as labels)"
 )
 
 
@@ -55,12 +56,22 @@ def parse_run_target(spec: str) -> Target | SampleSpec:
         if channel is None:
             raise SpecError(f"bad target {spec!r}: expected area:mask, area:mask:CH or area:mask:label")
         return SampleSpec(spec, "mask", lambda labels, masks: Area(mask=_region(masks, spec), channel=channel))
+    if isinstance(text, str) and needs_truth([text]):
+        parse_target(text, truth=NO_TRUTH_YET)  # the SPEC's own checks, before any sample is read
+        return SampleSpec(spec, "mask", lambda labels, masks: parse_target(text, truth=_truth(masks, spec)))
     try:
         return parse_target(spec)
     except SpecError as err:
         if "unknown target kind" in str(err) or "label" in str(spec) or "mask" in str(spec):
             raise SpecError(f"bad target {spec!r}; expected one of: {RUN_SPEC_HELP}") from None
         raise
+
+
+def _truth(masks: Tensor | None, spec: str) -> Tensor:
+    """``(B, H, W)`` int64: each sample's mask read as class labels."""
+    if masks is None:
+        raise SpecError(f"target {spec!r} compares the prediction with each sample's mask, but the dataset gave none")
+    return masks.long()
 
 
 def _region(masks: Tensor | None, spec: str) -> Tensor:

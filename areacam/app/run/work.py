@@ -17,10 +17,11 @@ from areacam._util.errors import one_line
 from areacam.app.loading import InputError
 from areacam.app.run.datasets import RunData, collate
 from areacam.app.run.targets import SampleSpec, parse_run_target
-from areacam.app.spec import make_explainer
+from areacam.app.spec import make_explainer, needs_truth
 from areacam.methods.registry import Method
 from areacam.metrics.catalog import names as metric_names
 from areacam.targets.base import Target
+from areacam.targets.errors import SegmentationError
 
 __all__ = ["METRICS", "ChunkBatches", "Work", "chunk_len", "try_first"]
 
@@ -81,6 +82,8 @@ class Work:
             )
         self.needs_label = "label" in needs
         self.columns = [f"{m.name} {spec}" for m in methods for spec in specs]
+        #: The columns whose target is a segmentation error: their ``error_pixels_*`` go into the table.
+        self.error_columns = [c for c in range(len(self.columns)) if needs_truth([specs[c % len(specs)]])]
 
     def groups(self, batch: int) -> list[list[int]]:
         """Target indices cut so that one group's maps for ``batch`` samples fit ``max_memory``."""
@@ -109,6 +112,8 @@ class Work:
                 scores.append(expl.scores.detach().float().cpu())
                 degenerate.append(expl.degenerate.detach().cpu())
         out = {"maps": torch.cat(maps, 1), "score": torch.cat(scores, 1), "degenerate": torch.cat(degenerate, 1)}
+        if any(isinstance(t, SegmentationError) for t in targets):
+            out["error_pixels"] = self._error_pixels(x, targets).repeat(1, len(self.explainers))
         if self.metrics:
             if masks is None:
                 raise ValueError("the localisation metrics compare maps with masks, but the dataset gave none")
@@ -116,6 +121,16 @@ class Work:
             for name in self.metrics:
                 out[METRICS[name]] = _metric(name, out["maps"], region, self.tolerance)
         return {k: v.numpy() for k, v in out.items()}
+
+    def _error_pixels(self, x: torch.Tensor, targets: list[Target]) -> torch.Tensor:
+        """``(B, K)`` size of each fp/fn target's error region in one plain forward pass (NaN for other targets)."""
+        with torch.no_grad():
+            output = self.model(x)
+        sizes = torch.full((x.shape[0], len(targets)), float("nan"))
+        for k, target in enumerate(targets):
+            if isinstance(target, SegmentationError):
+                sizes[:, k] = target.size(output, x).float().cpu()
+        return sizes
 
 
 def try_first(work: Work, data: RunData, dev: torch.device) -> None:
