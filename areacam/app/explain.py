@@ -86,7 +86,7 @@ def run_explain(args: argparse.Namespace) -> int:
     layer = method_layer(method, model, args.layer)
     size = tuple(args.size) if args.size else default_size(model)
     x = read_images(args.image, size, input_channels(model))
-    truth = read_labels(args.mask, args.image, tuple(x.shape[-2:])) if truth_given else None
+    truth = read_labels(args.mask, args.image, (int(x.shape[-2]), int(x.shape[-1]))) if truth_given else None
     targets = parse_targets(args.target, truth=truth)
     explainer = make_explainer(method, model, layer, tuple(x.shape[-2:]))
     try:

@@ -10,6 +10,7 @@ image, and how much of the error lies on the distractor.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 import areacam as ac
@@ -88,7 +89,7 @@ def segmentation_errors(ctx: Context) -> list[Figure]:
         with torch.no_grad():
             pred = model(x[rows]).argmax(1) if rows else truth[:0]
         order = regions.flatten(1).sum(1).argsort(descending=True)[:SHOWN].tolist()
-        rgb = to_rgb(x[rows]) if rows else []
+        rgb = to_rgb(x[rows]) if rows else np.zeros((0, 1, 1, 3), dtype=np.uint8)
         for i in order:
             panels.append(
                 [
