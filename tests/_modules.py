@@ -1,7 +1,10 @@
-"""Small modules several test files share: captum's region wrapper and layout-permuting layers."""
+"""Small modules several test files share: captum's region wrapper, layout-permuting layers and a tiny
+diffusers denoiser."""
 
 from __future__ import annotations
 
+import pytest
+import torch
 from torch import nn
 
 
@@ -55,3 +58,20 @@ def peers(library: str, family: type | None = None, exclude: type | None = None)
             continue
         pairs.append((method.cls, getattr(importlib.import_module(module), name)))
     return pairs
+
+
+def tiny_unet2d() -> nn.Module:
+    """diffusers' ``UNet2DModel(x, timestep)`` from a tiny config, float64, seeded (skips without diffusers)."""
+    diffusers = pytest.importorskip("diffusers")
+
+    torch.manual_seed(0)
+    return diffusers.UNet2DModel(
+        sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    ).double()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _modules import tiny_unet2d
+from _numerics import assert_close
 from torch import nn
 
 import areacam as ac
-from tests._numerics import assert_close
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -16,20 +17,6 @@ def _bound(expected: torch.Tensor) -> torch.Tensor:
     """float64 computations rounded once to float32: a few units of 2**-24 of the value and of the largest value."""
     expected = expected.double()
     return 2.0**-22 * (expected.abs() + expected.abs().max())
-
-
-def _unet() -> nn.Module:
-    torch.manual_seed(0)
-    return diffusers.UNet2DModel(
-        sample_size=16,
-        in_channels=3,
-        out_channels=3,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    ).double()
 
 
 def _reference(model: nn.Module, layer: nn.Module, x: torch.Tensor, t: torch.Tensor, box: tuple) -> torch.Tensor:
@@ -49,7 +36,7 @@ def _reference(model: nn.Module, layer: nn.Module, x: torch.Tensor, t: torch.Ten
 
 
 def test_unet_timestep_per_sample_equals_reference_and_single_rows():
-    model = _unet()
+    model = tiny_unet2d()
     x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
     t = torch.tensor([1, 10, 50])
     box = (2, 2, 10, 10)
@@ -66,7 +53,7 @@ def test_unet_timestep_per_sample_equals_reference_and_single_rows():
 
 
 def test_integrated_gradients_per_sample_kwargs_equal_a_loop():
-    model = _unet()
+    model = tiny_unet2d()
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     t = torch.tensor([3, 40])
     ig = ac.IntegratedGradients(model, steps=4)
@@ -98,7 +85,7 @@ def test_shared_keeps_a_batch_sized_table_unexpanded():
 
 
 def test_unknown_keyword_names_the_call():
-    model = _unet()
+    model = tiny_unet2d()
     x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
     with pytest.raises(TypeError, match=r"GradCAM\(\.\.\.\) call: UNet2DModel.forward\(\) does not take"):
         ac.GradCAM(model, "up_blocks.1", layout="nchw")(x, ac.Area(), forward_kwargs={"timestep": 1, "nope": 2})

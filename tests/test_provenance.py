@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _modules import ChannelsFirst, ChannelsLast
+from _modules import ChannelsFirst, ChannelsLast, tiny_unet2d
 from _numerics import assert_close, assert_identical, rounded
 from torch import nn
 
@@ -17,21 +17,6 @@ import areacam as ac
 from areacam import models
 from areacam.layers import AmbiguousLayoutError, LayerCapture, LayerView, layer_table
 from areacam.layers.provenance import FixedOutputs, settle
-
-
-def _unet2d() -> nn.Module:
-    diffusers = pytest.importorskip("diffusers")
-    torch.manual_seed(0)
-    return diffusers.UNet2DModel(
-        sample_size=16,
-        in_channels=3,
-        out_channels=3,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    ).double()
 
 
 def _same_as_given(model: nn.Module, layer: str, x: torch.Tensor, targets, layout: str = "nchw", **call) -> str:
@@ -49,7 +34,7 @@ def _same_as_given(model: nn.Module, layer: str, x: torch.Tensor, targets, layou
 
 
 def test_diffusers_up_block_at_a_tied_shape_needs_no_layout():
-    model = _unet2d()
+    model = tiny_unet2d()
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([1, 40])
     shapes: list = []
