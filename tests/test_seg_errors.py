@@ -159,9 +159,9 @@ def test_demo_false_positive_maps_follow_their_definition():
     x = torch.randn(5, 2, 8, 8, dtype=torch.float64)
     truth = torch.randint(0, 4, (5, 8, 8))
     truth[3] = model(x[3:4]).argmax(1)[0].detach()  # a perfect prediction: no false positive in image 3
-    maps, regions, classes, rows = false_positive_maps(model, "0", x, truth)
     with torch.no_grad():
         pred = model(x).argmax(1)
+    maps, regions, classes, rows = false_positive_maps(model, "0", x, truth, pred)
     assert rows == [0, 1, 2, 4]
     for i, b in enumerate(rows):
         sizes = [int(((pred[b] == c) & (truth[b] != c)).sum()) for c in (1, 2, 3)]
@@ -169,6 +169,6 @@ def test_demo_false_positive_maps_follow_their_definition():
         assert torch.equal(regions[i], (pred[b] == classes[i]) & (truth[b] != classes[i]))
         alone = ac.GradCAM(model, "0")(x[b : b + 1], ac.FalsePositive(int(classes[i]), truth[b : b + 1]))
         assert float((maps[i] - alone.maps[0, 0].float()).abs().max()) <= 1e-6  # float32 maps of float64 sums
-    stats = ErrorStats(maps, regions, regions & False, rows)
+    stats = ErrorStats(maps, regions, regions & False)
     want = [float((m * r).sum() / m.sum()) for m, r in zip(maps, regions) if m.sum() > 0]
     assert abs(stats.inside - sum(want) / len(want)) < 1e-6 and stats.distractor_share == 0.0

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from areacam.core.explainer import Explainer
 from areacam.core.state import model_device_dtype
 from areacam.targets.base import Target, as_target_list
-from areacam.viz.images import to_rgb
+from areacam.viz.images import overlay, to_rgb
 from areacam.viz.training import across_epochs_figure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,8 +102,6 @@ def _check_count(history: EpochMaps, targets: list[Target], x: Tensor) -> None:
 def log_explanation(writer: ImageWriter, images: Tensor, maps: Tensor, scores: Tensor, step: int, tag: str) -> None:
     """Write one image per sample (the input, then one overlay per target, side by side) as
     ``{tag}/sample_{b}`` and each score as ``{tag}/score/sample_{b}/target_{k}``."""
-    from areacam.viz.images import overlay
-
     rgb = to_rgb(images)
     for b, image in enumerate(rgb):
         panels = [image, *(overlay(image, m) for m in maps[b])]

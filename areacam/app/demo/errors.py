@@ -28,8 +28,8 @@ SHOWN = 2  # images per segmenter in the figure: the two largest false positives
 class ErrorStats:
     """Measured over the test images with a false positive: the maps ``(N, H, W)`` and their regions."""
 
-    def __init__(self, maps: torch.Tensor, regions: torch.Tensor, on_distractor: torch.Tensor, rows: list[int]):
-        self.maps, self.regions, self.on_distractor, self.rows = maps, regions, on_distractor, rows
+    def __init__(self, maps: torch.Tensor, regions: torch.Tensor, on_distractor: torch.Tensor):
+        self.maps, self.regions, self.on_distractor = maps, regions, on_distractor
 
     @property
     def inside(self) -> float:
@@ -50,12 +50,11 @@ class ErrorStats:
 
 
 def false_positive_maps(
-    model: torch.nn.Module, layer: str, x: torch.Tensor, truth: torch.Tensor
+    model: torch.nn.Module, layer: str, x: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-    """Grad-CAM of each image's largest false positive: ``maps (N, H, W)``, ``regions (N, H, W)`` bool,
-    ``classes (N,)`` and the rows of ``x`` that have a false positive (the N images)."""
-    with torch.no_grad():
-        pred = model.eval()(x).argmax(1)
+    """Grad-CAM of each image's largest false positive, given the model's predicted labels ``pred``
+    ``(B, H, W)``: ``maps (N, H, W)``, ``regions (N, H, W)`` bool, ``classes (N,)`` and the rows of ``x``
+    that have a false positive (the N images)."""
     wrong = torch.stack([(pred == c) & (truth != c) for c in range(1, 1 + len(SHAPE_CLASSES))], 1)  # (B, 3, H, W)
     sizes = wrong.flatten(2).sum(2)
     worst = sizes.argmax(1)
@@ -84,10 +83,10 @@ def segmentation_errors(ctx: Context) -> list[Figure]:
         x, truth = data["x_test"], data["m_test"]
         distractor = (x != plain).any(1)  # (N, H, W): the pixels the distractor painted
         layer = measured_layer(ctx, key).layer
-        maps, regions, classes, rows = false_positive_maps(model, layer, x, truth)
-        stats = ErrorStats(maps, regions, distractor[rows] & regions, rows)
         with torch.no_grad():
-            pred = model(x[rows]).argmax(1) if rows else truth[:0]
+            pred = model.eval()(x).argmax(1)
+        maps, regions, classes, rows = false_positive_maps(model, layer, x, truth, pred)
+        stats = ErrorStats(maps, regions, distractor[rows] & regions)
         order = regions.flatten(1).sum(1).argsort(descending=True)[:SHOWN].tolist()
         rgb = to_rgb(x[rows]) if rows else np.zeros((0, 1, 1, 3), dtype=np.uint8)
         for i in order:
@@ -95,7 +94,7 @@ def segmentation_errors(ctx: Context) -> list[Figure]:
                 [
                     rgb[i],
                     label_colors(truth[rows[i]]),
-                    label_colors(pred[i]),
+                    label_colors(pred[rows[i]]),
                     label_colors(regions[i].long() * int(classes[i])),
                     overlay(rgb[i], maps[i]),
                 ]
