@@ -138,7 +138,12 @@ def test_defaults_per_model_and_backbone():
     ("args", "kwargs", "error", "match"),
     [
         (("resnet", "digits"), {}, ValueError, "unknown model 'resnet'"),
-        (("vae", "mnist"), {}, ValueError, "unknown data 'mnist'; valid data sets: digits, shapes, volumes, signals"),
+        (
+            ("vae", "mnist"),
+            {},
+            ValueError,
+            "unknown data 'mnist'; valid data sets: digits, shapes, shapes-distractor, volumes, signals",
+        ),
         (("unet3d", "shapes"), {}, ValueError, "model 'unet3d' trains on data='volumes', got 'shapes'"),
         (("vae", "signals"), {}, ValueError, "data 'signals' is for model signal_ae, not for the image model 'vae'"),
         (("fcn", "digits"), {}, ValueError, "data='shapes'"),
