@@ -58,7 +58,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "fcn": ModelSpec(
         "fcn",
-        "shapes-distractor",
+        "shapes",
         quick=dict(epochs=3, n_train=128, n_test=32, size=64, batch_size=16, lr=1e-3, model_kwargs=_FCN),
         full=dict(
             epochs=10,
@@ -72,10 +72,10 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "unet": ModelSpec(
         "unet",
-        "shapes-distractor",
+        "shapes",
         quick=dict(epochs=2, n_train=96, n_test=32, size=64, batch_size=16, lr=1e-3, model_kwargs=_UNET),
         full=dict(
-            epochs=8,
+            epochs=10,
             n_train=1000,
             n_test=200,
             size=64,
