@@ -62,11 +62,18 @@ class Explainer(ABC):
         self.create_graph = bool(create_graph)
 
     @abstractmethod
-    def __call__(self, x: Tensor, targets: Any) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Any,
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` (a :class:`~areacam.Target` or one per column) for the input batch ``x``.
 
-        The CAMs, the gradient methods and Integrated Gradients also take ``forward_args`` /
-        ``forward_kwargs``: the model then runs as ``model(x, *forward_args, **forward_kwargs)``.
+        The model runs as ``model(x, *forward_args, **forward_kwargs)``. A tensor argument whose leading
+        dim is ``B`` is per sample: it follows its rows of ``x`` wherever a method repeats, perturbs or
+        batches them; :class:`~areacam.Shared` keeps a tensor as it is.
         """
 
     def forward_args(self, x: Tensor, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> ForwardArgs:

@@ -80,6 +80,13 @@ class ForwardArgs:
         """The arguments of ``x.repeat(count, ...)``: copy ``c`` of sample ``b`` is row ``c * B + b``."""
         return self._map(lambda v: v.repeat(count, *(1,) * (v.dim() - 1)), count * (self.batch or 0))
 
+    def passed_on(self) -> dict[str, Any]:
+        """Keywords that hand these arguments on to an explainer call: ``explainer(x, t, **fwd.passed_on())``.
+
+        Empty when there are none, so a plain ``maps(x, targets)`` callable still works.
+        """
+        return {} if self.empty else {"forward_args": self}
+
     def run(self, model: nn.Module, x: Any) -> Any:
         """``model(x, *args, **kwargs)`` with :class:`Shared` values unwrapped."""
         if self.empty:

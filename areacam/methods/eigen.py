@@ -5,8 +5,8 @@ Target-independent: one forward pass, no backward pass; every target gets the sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -78,9 +78,16 @@ class EigenCAM(LayerExplainer):
         super().__init__(model, layer, create_graph, **view)
         self.sign_correction = bool(sign_correction)
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``; all K maps are equal."""
-        layer = layer_activations(self.model, self.layer, x, targets, self.view)
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
+        layer = layer_activations(self.model, self.layer, x, targets, self.view, fwd)
         scores, targets = layer.scores, layer.targets
         projection = eigen_projection(layer.acts)
         if self.sign_correction:

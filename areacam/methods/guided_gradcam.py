@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
@@ -48,9 +48,15 @@ class GuidedGradCAM(LayerExplainer):
         self.gradcam = GradCAM(self.model, self.layer, batched, create_graph=create_graph, **view)
         self.guided = GuidedBackprop(self.model, batched, create_graph=create_graph)
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         """Explain ``targets`` (one or K) for the ``(B, C, *spatial)`` batch ``x`` (1, 2 or 3 spatial dims)."""
-        cam = self.gradcam(x, targets)
-        guided = self.guided(x, cam.targets)
+        cam = self.gradcam(x, targets, forward_args, forward_kwargs)
+        guided = self.guided(x, cam.targets, forward_args, forward_kwargs)
         raw = guided.raw * upsample(cam.raw, tuple(x.shape[2:])).unsqueeze(2)
         return finish(raw, gradient_maps(raw), cam.scores, cam.targets, x.shape[2:], cam.layout)

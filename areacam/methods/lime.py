@@ -11,7 +11,7 @@ pass and one multi-output fit.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from areacam._util.progress import progress_bar
 from areacam.core.autograd import score_targets
 from areacam.core.explainer import Explainer
 from areacam.core.explanation import Explanation, normalize_maps, working_dtype
+from areacam.core.forward import ForwardArgs
 from areacam.core.inputs import check_input
 from areacam.core.state import explaining
 from areacam.methods.registry import register
@@ -186,11 +187,22 @@ class Lime(Explainer):
         self.regressor = regressor
         self.progress = progress
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
+        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``.
+
+        ``forward_args`` / ``forward_kwargs``: extra model arguments; a per-sample one follows the
+        perturbed copies of its sample.
+        """
         check_random_state = require("sklearn.utils", "ac.Lime", extra="lime").check_random_state
         targets = as_target_list(targets)
         x = check_input(self.model, x, spatial=(2,), method="Lime (superpixels of 2-D images)")
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
         batch, channels, height, width = x.shape
         self._check_colour(channels)
         rng = check_random_state(self.random_state)
@@ -199,13 +211,13 @@ class Lime(Explainer):
         steps = -(-self.num_samples // self.batch_size)
         weights, segments = [], []
         with explaining(self.model), torch.no_grad():
-            output = self.model(x)
+            output = fwd.run(self.model, x)
             scores = score_targets(targets, output, x)
             with progress_bar(batch * steps, "Lime", enabled=self.progress, unit="batch") as bar:
                 for b in range(batch):
                     bound = [target.bind(b, output) for target in targets]
                     labels = self._segments(x[b], rng)
-                    data, preds = self._sample(x[b], labels, bound, rng, bar)
+                    data, preds = self._sample(x[b], labels, bound, rng, bar, fwd.take([b]))
                     weights.append(self._fit(data, preds))
                     segments.append(torch.from_numpy(labels))
         count = max(w.shape[1] for w in weights)
@@ -258,9 +270,18 @@ class Lime(Explainer):
         return colour.expand(flat.shape).clone()
 
     def _sample(
-        self, image: Tensor, labels: np.ndarray, targets: list[Target], rng: np.random.RandomState, bar: Any
+        self,
+        image: Tensor,
+        labels: np.ndarray,
+        targets: list[Target],
+        rng: np.random.RandomState,
+        bar: Any,
+        fwd: ForwardArgs,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Masks ``(N, S)`` as lime draws them and the ``(N, K)`` target scores of the perturbations."""
+        """Masks ``(N, S)`` as lime draws them and the ``(N, K)`` target scores of the perturbations.
+
+        ``fwd``: the image's own extra model arguments (one row), repeated for each batch of perturbations.
+        """
         count = int(labels.max()) + 1
         data = rng.randint(0, 2, self.num_samples * count).reshape((self.num_samples, count))
         data[0, :] = 1
@@ -273,7 +294,8 @@ class Lime(Explainer):
         for start in range(0, self.num_samples, self.batch_size):
             keep = (masks[start : start + self.batch_size] @ onehot).unsqueeze(1) > 0.5  # (n, 1, H*W)
             batch = torch.where(keep, shown, hidden).view(-1, *image.shape)
-            preds.append(score_targets(targets, self.model(batch), batch).double().cpu())
+            output = fwd.row(0, batch.shape[0]).run(self.model, batch)
+            preds.append(score_targets(targets, output, batch).double().cpu())
             bar.update(1)
         return data, torch.cat(preds).numpy()
 

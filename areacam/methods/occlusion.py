@@ -9,8 +9,9 @@ K targets at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import product
+from typing import Any
 
 import numpy as np
 import torch
@@ -143,10 +144,21 @@ class Occlusion(Explainer):
         stride = _full("stride", self.stride, self._stride_arg, dims, window[0])
         return window_slices(dims, window, stride)
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
+        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``.
+
+        ``forward_args`` / ``forward_kwargs``: extra model arguments; a per-sample one follows the
+        occluded copies of its sample.
+        """
         targets = as_target_list(targets)
         x = check_input(self.model, x)
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
         positions = self.slices(x)
         baseline = as_baseline(self.baseline, x)
         batch, count = x.shape[0], len(targets)
@@ -156,7 +168,7 @@ class Occlusion(Explainer):
         for where in positions:
             covered[where] += 1
         with explaining(self.model), torch.no_grad():
-            output = self.model(x)
+            output = fwd.run(self.model, x)
             scores = score_targets(targets, output, x).to(work)
             for b in range(batch):
                 bound = [target.bind(b, output) for target in targets]
@@ -168,7 +180,8 @@ class Occlusion(Explainer):
                         source: tuple[int | slice, ...] = (b, *where)
                         occluded[row] = baseline[source]
                     reference = x[b : b + 1].expand_as(occluded)
-                    drops = scores[b] - score_targets(bound, self.model(occluded), reference).to(work)  # (n, K)
+                    perturbed = fwd.row(b, len(chunk)).run(self.model, occluded)
+                    drops = scores[b] - score_targets(bound, perturbed, reference).to(work)  # (n, K)
                     for i, where in enumerate(chunk):
                         cell: tuple[int | slice, ...] = (b, slice(None), *where)
                         total[cell] += drops[i].view(count, *(1,) * len(where))

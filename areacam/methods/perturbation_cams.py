@@ -11,10 +11,10 @@ unperturbed image.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from areacam._util.checks import check_int
 from areacam.core.autograd import score_targets
 from areacam.core.explanation import Explanation
+from areacam.core.forward import ForwardArgs
 from areacam.core.inputs import check_input
 from areacam.core.outputs import replace_part
 from areacam.core.state import explaining
@@ -46,11 +47,13 @@ class Passes:
 
     Lives for one call only (an explainer holds no per-call state, so one instance can run calls
     concurrently): ``replacement[0]`` is the layer output an Ablation-CAM pass substitutes, ``None``
-    outside a pass.
+    outside a pass. ``fwd`` holds the model's extra arguments; a pass on copies of image ``b`` takes
+    their row ``b`` (:meth:`~areacam.core.forward.ForwardArgs.row`).
     """
 
     x: Tensor
     layer: LayerActivations
+    fwd: ForwardArgs
     replacement: list[Tensor | None] = field(default_factory=lambda: [None])
 
 
@@ -74,11 +77,31 @@ class PerturbationCAM(LayerExplainer):
         super().__init__(model, layer, create_graph, **view)
         self.batch_size = check_int("batch_size", batch_size)
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
-        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``."""
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
+        """Explain ``targets`` (one or K) for the ``(B, C, H, W)`` batch ``x``.
+
+        ``forward_args`` / ``forward_kwargs``: extra model arguments; per-sample ones follow each image's
+        passes.
+        """
+        return self._explain(self._passes(x, targets, forward_args, forward_kwargs))
+
+    def _passes(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any],
+        forward_kwargs: Mapping[str, Any] | None,
+    ) -> Passes:
+        """The unperturbed pass: the checked input, the layer's activations, the scores."""
         x = check_input(self.model, x)
-        layer = layer_activations(self.model, self.layer, x, targets, self.view)
-        return self._explain(Passes(x, layer))
+        fwd = self.forward_args(x, forward_args, forward_kwargs)
+        return Passes(x, layer_activations(self.model, self.layer, x, targets, self.view, fwd), fwd)
 
     def _explain(self, passes: Passes) -> Explanation:
         layer, x = passes.layer, passes.x
@@ -146,7 +169,8 @@ class ScoreCAM(PerturbationCAM):
         masks = ((flat - low) / (high - low + 1e-8)).view(stop - start, 1, *size)
         masked = (x[b : b + 1].to(masks.dtype) * masks).to(x.dtype)
         reference = x[b : b + 1].expand_as(masked)
-        return score_targets(bound, self.model(masked), reference).to(masks.dtype)
+        output = passes.fwd.row(b, stop - start).run(self.model, masked)
+        return score_targets(bound, output, reference).to(masks.dtype)
 
     def channel_weights(self, channel_scores: Tensor, scores: Tensor) -> Tensor:
         return torch.softmax(channel_scores, dim=2)
@@ -196,11 +220,16 @@ class AblationCAM(PerturbationCAM):
     below still run on every copy).
     """
 
-    def __call__(self, x: Tensor, targets: Target | Sequence[Target]) -> Explanation:
+    def __call__(
+        self,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> Explanation:
         if self.view.reshape is not None:
             raise ValueError("Ablation-CAM cannot zero a channel through reshape=: pass layout= instead")
-        x = check_input(self.model, x)
-        passes = Passes(x, layer_activations(self.model, self.layer, x, targets, self.view))
+        passes = self._passes(x, targets, forward_args, forward_kwargs)
         with _replaced_output(self.layer, self.view, passes.replacement):
             return self._explain(passes)
 
@@ -213,7 +242,8 @@ class AblationCAM(PerturbationCAM):
         passes.replacement[0] = ablated
         try:
             inputs = x[b : b + 1].expand(count, *x.shape[1:])
-            return score_targets(bound, self.model(inputs), inputs).to(passes.layer.acts.dtype)
+            output = passes.fwd.row(b, count).run(self.model, inputs)
+            return score_targets(bound, output, inputs).to(passes.layer.acts.dtype)
         finally:
             passes.replacement[0] = None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import Tensor, nn
 
+from areacam.core.forward import forward_args as pack_forward_args
+from areacam.core.inputs import check_input
 from areacam.metrics.catalog import names
 from areacam.metrics.complexity import entropy, sparseness
 from areacam.metrics.faithfulness import MapsOrExplainer, deletion, insertion, road
@@ -101,6 +103,8 @@ def evaluate(
     percentiles: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90),
     random_state: int = 0,
     progress: bool | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate ``maps`` (or an explainer's maps of ``x``) of ``targets`` with several metrics at once.
 
@@ -108,6 +112,8 @@ def evaluate(
     with ``masks``, ``pointing_game``, ``relevance_mass``, ``relevance_rank``, ``iou``. Default:
     deletion, insertion, sparseness, entropy, plus all four localisation metrics when ``masks`` is
     given. ``steps``/``baseline`` are those of the curves, ``percentiles`` of ROAD.
+    ``forward_args`` / ``forward_kwargs``: extra model arguments, handed on to the explainer and to
+    every metric that runs the model.
     """
     targets = as_target_list(targets)
     known = names()
@@ -121,7 +127,8 @@ def evaluate(
             raise ValueError(f"unknown metric {bad[0]!r}; choose from {list(known)}")
         if masks is None and any(name in localisation for name in chosen):
             raise ValueError("localisation metrics compare maps with ground truth: pass masks=(B, H, W) bool")
-    maps = resolve_maps(maps, x, targets)
+    fwd = pack_forward_args(model, check_input(model, x), forward_args, forward_kwargs, "evaluate(...)")
+    maps = resolve_maps(maps, x, targets, fwd)
     if masks is not None:
         masks = as_masks(masks, maps)
     values: dict[str, Tensor] = {}
@@ -139,6 +146,8 @@ def evaluate(
                 batch_size=batch_size,
                 random_state=random_state,
                 progress=progress,
+                forward_args=fwd.args,
+                forward_kwargs=fwd.kwargs,
             )
             for key, auc in ((f"{name}_auc", found.auc), (f"{name}_random_auc", found.random_auc)):
                 if auc is not None:
@@ -155,6 +164,8 @@ def evaluate(
                 random_state=random_state,
                 batch_size=batch_size,
                 progress=progress,
+                forward_args=fwd.args,
+                forward_kwargs=fwd.kwargs,
             ).mean(2)
             for order in ("most", "least")
         )

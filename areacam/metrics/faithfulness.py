@@ -16,7 +16,7 @@ unperturbed batch (``Class()`` keeps its argmax, ``Segment`` its predicted pixel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,13 +71,15 @@ def _curves(
     random_state: int | torch.Generator | None,
     noise: float,
     progress: bool | None,
+    forward_args: Sequence[Any],
+    forward_kwargs: Mapping[str, Any] | None,
 ) -> Curves:
     steps = check_int("steps", steps)
     batch_size = check_int("batch_size", batch_size)
-    scorer = Scorer(model, x, targets, batch_size)
+    scorer = Scorer(model, x, targets, batch_size, forward_args, forward_kwargs, f"{kind}(...)")
     x = scorer.x
     check_removal_baseline(baseline, x)
-    maps = resolve_maps(maps, x, scorer.targets)
+    maps = resolve_maps(maps, x, scorer.targets, scorer.fwd)
     if maps.shape[1] != len(scorer.targets):
         raise ValueError(f"maps hold {maps.shape[1]} targets but {len(scorer.targets)} targets were given")
     generator = _generator(random_state)
@@ -167,6 +169,8 @@ def deletion(
     random_state: int | torch.Generator | None = 0,
     noise: float = 0.01,
     progress: bool | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> Curves:
     """Deletion curves: the target's score as the most relevant pixels are removed first.
 
@@ -187,6 +191,9 @@ def deletion(
         random_state: seeds the random ranking, the tie-breaking among equal map values and the
             imputation noise (``None``: torch's global generator).
         progress: tqdm bar; ``None`` shows it for 20 batches or more.
+        forward_args, forward_kwargs: extra model arguments, ``model(x, *forward_args,
+            **forward_kwargs)``; a per-sample tensor (leading dim ``B``) follows its sample into every
+            perturbed input, and an explainer given as ``maps`` receives them too.
 
     Returns:
         :class:`Curves` with ``scores`` ``(B, K, steps + 1)`` (raw target scores), ``curves``
@@ -195,7 +202,20 @@ def deletion(
         AUCs then lie in ``[-1, 2]``; see :class:`Curves`) and the same for the random ranking.
     """
     return _curves(
-        "deletion", model, x, targets, maps, steps, baseline, batch_size, random, random_state, noise, progress
+        "deletion",
+        model,
+        x,
+        targets,
+        maps,
+        steps,
+        baseline,
+        batch_size,
+        random,
+        random_state,
+        noise,
+        progress,
+        forward_args,
+        forward_kwargs,
     )
 
 
@@ -212,6 +232,8 @@ def insertion(
     random_state: int | torch.Generator | None = 0,
     noise: float = 0.01,
     progress: bool | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> Curves:
     """Insertion curves: the target's score as the most relevant pixels are put back first.
 
@@ -220,7 +242,20 @@ def insertion(
     to 1 (the intact image); a higher ``auc`` is more faithful.
     """
     return _curves(
-        "insertion", model, x, targets, maps, steps, baseline, batch_size, random, random_state, noise, progress
+        "insertion",
+        model,
+        x,
+        targets,
+        maps,
+        steps,
+        baseline,
+        batch_size,
+        random,
+        random_state,
+        noise,
+        progress,
+        forward_args,
+        forward_kwargs,
     )
 
 
@@ -250,6 +285,8 @@ def road(
     random_state: int | torch.Generator | None = None,
     batch_size: int = 64,
     progress: bool | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> Tensor:
     """ROAD: target score on the imputed input minus the original score, ``(B, K, P)``.
 
@@ -259,7 +296,8 @@ def road(
     ``1 - map``, removing the least relevant pixels. A faithful map makes the score drop fast under
     ``"most"`` and little under ``"least"``. With ``random_state=None`` the noise comes from torch's
     global generator drawn in the reference's order (percentile, then sample, then target), so
-    ``torch.manual_seed`` reproduces pytorch-grad-cam's numbers exactly.
+    ``torch.manual_seed`` reproduces pytorch-grad-cam's numbers exactly. ``forward_args`` /
+    ``forward_kwargs``: extra model arguments, as :func:`deletion`.
     """
     if order not in ("most", "least"):
         raise ValueError(f"order must be 'most' or 'least' (relevant first), got {order!r}")
@@ -267,9 +305,9 @@ def road(
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
     batch_size = check_int("batch_size", batch_size)
-    scorer = Scorer(model, x, targets, batch_size)
+    scorer = Scorer(model, x, targets, batch_size, forward_args, forward_kwargs, "road(...)")
     x = scorer.x
-    maps = resolve_maps(maps, x, scorer.targets)
+    maps = resolve_maps(maps, x, scorer.targets, scorer.fwd)
     if maps.shape[1] != len(scorer.targets):
         raise ValueError(f"maps hold {maps.shape[1]} targets but {len(scorer.targets)} targets were given")
     generator = _generator(random_state)

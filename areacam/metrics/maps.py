@@ -12,6 +12,7 @@ from torch import Tensor
 
 from areacam._util.checks import check_box
 from areacam.core.explanation import Explanation, normalize_maps
+from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.targets.base import Target
 
 __all__ = ["as_maps", "as_masks", "boxes_to_masks", "flat_maps", "resolve_maps"]
@@ -130,10 +131,16 @@ def boxes_to_masks(
     return masks if nested else masks[:, 0]
 
 
-def resolve_maps(maps: MapsLike | Callable[..., Any], x: Tensor, targets: Target | Sequence[Target]) -> Tensor:
-    """Maps for ``x`` and ``targets``: given, or computed by calling an explainer ``maps(x, targets)``."""
+def resolve_maps(
+    maps: MapsLike | Callable[..., Any],
+    x: Tensor,
+    targets: Target | Sequence[Target],
+    fwd: ForwardArgs = NO_ARGS,
+) -> Tensor:
+    """Maps for ``x`` and ``targets``: given, or computed by calling an explainer ``maps(x, targets)``
+    (with the model's extra arguments ``fwd`` handed on, when there are any)."""
     if callable(maps) and not isinstance(maps, (Tensor, np.ndarray, Explanation)):
-        maps = maps(x, targets)
+        maps = maps(x, targets, **fwd.passed_on())
     found = as_maps(cast(MapsLike, maps))  # as_maps names anything else in its TypeError
     if found.shape[0] != x.shape[0] or found.shape[2:] != x.shape[2:]:
         raise ValueError(

@@ -12,7 +12,7 @@ never modified: the checks randomise a deep copy.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from areacam._util.progress import progress_bar, shown
 from areacam.core.explainer import Explainer
+from areacam.core.forward import NO_ARGS, ForwardArgs
+from areacam.core.forward import forward_args as pack_forward_args
 from areacam.core.inputs import check_input
 from areacam.core.state import explaining
 from areacam.layers.find import resolve_layer
@@ -86,7 +88,7 @@ class Similarity:
     others: list = field(default_factory=list)
 
 
-def _execution_order(model: nn.Module, x: Tensor) -> list[str]:
+def _execution_order(model: nn.Module, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> list[str]:
     """Names of the modules in the order their forward calls finish on ``x``."""
     names: list[str] = []
     with Hooks() as hooks:
@@ -94,19 +96,19 @@ def _execution_order(model: nn.Module, x: Tensor) -> list[str]:
             if name:
                 hooks.add(module.register_forward_hook(lambda m, i, o, name=name: names.append(name)))
         with explaining(model), torch.no_grad():
-            model(x)
+            fwd.run(model, x)
     return list(dict.fromkeys(names))
 
 
-def randomisable_layers(model: nn.Module, x: Tensor) -> list[str]:
+def randomisable_layers(model: nn.Module, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> list[str]:
     """Modules holding their own parameters, from the output down (reverse order of execution on ``x``).
 
     These are the layers Quantus's ``ModelParameterRandomisation`` resets (every module with
     parameters and ``reset_parameters``, e.g. convolutions, linear and normalisation layers),
-    ordered by when they run rather than by registration.
+    ordered by when they run rather than by registration. ``fwd``: the model's extra arguments for ``x``.
     """
     modules = dict(model.named_modules())
-    ran = _execution_order(model, x[:1])
+    ran = _execution_order(model, x[:1], fwd.take(slice(0, 1)))
     owning = [name for name in ran if any(True for _ in modules[name].parameters(recurse=False))]
     return owning[::-1]
 
@@ -155,6 +157,8 @@ def randomisation(
     layers: Sequence[str] | None = None,
     random_state: int = 0,
     progress: bool | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> Randomisation:
     """Model-parameter randomisation test: maps after re-initialising layers, compared with the originals.
 
@@ -171,6 +175,7 @@ def randomisation(
             :func:`randomisable_layers`, every module with its own parameters from the output down.
         random_state: seeds the re-initialisation (step ``i`` uses ``random_state + i``).
         progress: tqdm bar over the steps; ``None`` shows it for 20 steps or more.
+        forward_args, forward_kwargs: extra model arguments, handed on to every explainer call.
 
     Returns:
         :class:`Randomisation` with ``spearman`` and ``ssim`` ``(L, B, K)``.
@@ -181,9 +186,10 @@ def randomisation(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     targets = as_target_list(targets)
     x = check_input(model, x)
+    fwd = pack_forward_args(model, x, forward_args, forward_kwargs, "randomisation(...)")
     copied, explainer = _copy_with_explainer(explainer_factory, model)
     if layers is None:
-        names = randomisable_layers(copied, x)
+        names = randomisable_layers(copied, x, fwd)
     else:
         if isinstance(layers, str):
             layers = [layers]
@@ -193,14 +199,14 @@ def randomisation(
                 raise ValueError(f"layer {name!r} has no parameters to randomise")
     if not names:
         raise ValueError("the model has no parameterised layer to randomise")
-    original = as_maps(explainer(x, targets))
+    original = as_maps(explainer(x, targets, **fwd.passed_on()))
     maps, rho, structure = [original], [], []
     with progress_bar(len(names), "Randomisation", shown(progress, len(names)), leave=False) as bar:
         for step, name in enumerate(names):
             module = resolve_layer(copied, name)
             saved = copy.deepcopy(module.state_dict()) if order == "independent" else None
             _randomise(module, random_state + step)
-            current = as_maps(explainer(x, targets))
+            current = as_maps(explainer(x, targets, **fwd.passed_on()))
             maps.append(current)
             rho.append(spearman(original, current))
             structure.append(ssim(original, current))
@@ -225,6 +231,8 @@ def random_logit(
     targets: Class | Sequence[Class],
     others: Sequence[Target] | None = None,
     random_state: int = 0,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> Similarity:
     """Random-logit test (Sixt et al. 2020): each class target's map beside a random other class's.
 
@@ -232,8 +240,16 @@ def random_logit(
     argmax); for each sample a different class is drawn uniformly (seeded by ``random_state``) and
     explained by the same explainer. ``others`` gives the K comparison targets instead (any target
     type). A map that hardly changes (Spearman, SSIM near 1) does not depend on the class.
+    ``forward_args`` / ``forward_kwargs``: extra model arguments, handed on to the explainer.
     """
     columns = as_target_list(targets)
+    model = getattr(explainer, "model", None)
+    fwd = NO_ARGS
+    if isinstance(model, nn.Module):
+        x = check_input(model, x)
+        fwd = pack_forward_args(model, x, forward_args, forward_kwargs, "random_logit(...)")
+    elif forward_args or forward_kwargs:
+        raise TypeError("random_logit passes forward arguments only to an explainer with a .model")
     if others is None:
         classes = [t for t in columns if isinstance(t, Class)]
         if len(classes) != len(columns):
@@ -241,12 +257,10 @@ def random_logit(
                 "random_logit draws other classes only for Class targets; for region targets pass others=[...] "
                 "(one comparison target per target)"
             )
-        model = getattr(explainer, "model", None)
         if not isinstance(model, nn.Module):
             raise TypeError("random_logit needs an explainer with a .model to read the class count from")
-        x = check_input(model, x)
         with explaining(model), torch.no_grad():
-            output = model(x)
+            output = fwd.run(model, x)
         rng = np.random.default_rng(random_state)
         comparison: list[Target] = []
         for target in classes:
@@ -266,5 +280,6 @@ def random_logit(
         comparison = as_target_list(others)
         if len(comparison) != len(columns):
             raise ValueError(f"others holds {len(comparison)} targets for {len(columns)} targets; give one per target")
-    first, second = as_maps(explainer(x, columns)), as_maps(explainer(x, comparison))
+    passed = fwd.passed_on()
+    first, second = as_maps(explainer(x, columns, **passed)), as_maps(explainer(x, comparison, **passed))
     return Similarity(spearman=spearman(first, second), ssim=ssim(first, second), others=comparison)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from areacam._util.checks import check_int
+from areacam.core.forward import NO_ARGS, ForwardArgs
+from areacam.core.forward import forward_args as pack_forward_args
 from areacam.core.inputs import check_input
 from areacam.core.outputs import leaves
 from areacam.core.state import explaining
@@ -36,7 +38,7 @@ _LOCALISATION = {
 }
 
 
-def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
+def candidate_layers(model: nn.Module, x: Tensor, fwd: ForwardArgs = NO_ARGS) -> list[str]:
     """The output of each resolution stage of ``model`` on ``x``, input side first.
 
     Found from one forward pass with a hook on every module: the 4-D ``(B, C, h, w)`` tensors the
@@ -47,6 +49,7 @@ def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
     global pool) and the model's own output (the logits). For a VGG-style classifier this gives
     the last ReLU of every block; for a U-Net the encoder stages, the decoder blocks and the
     decoder's output; for a torchvision ResNet the stem's ReLU and ``layer1`` .. ``layer4``.
+    ``fwd``: the model's extra arguments for ``x``.
     """
     x = check_input(model, x)
     records: list[tuple[str, Tensor]] = []
@@ -63,7 +66,7 @@ def candidate_layers(model: nn.Module, x: Tensor) -> list[str]:
             if name and not isinstance(module, nn.Identity):
                 hooks.add(module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name)))
         with explaining(model), torch.no_grad():
-            output = model(x[:1])
+            output = fwd.take(slice(0, 1)).run(model, x[:1])
     final = {id(t) for t in leaves(output)}
     producers: dict[int, list[str]] = {}
     shapes: dict[int, tuple[int, ...]] = {}
@@ -155,6 +158,8 @@ def rank_layers(
     batch_size: int = 64,
     random_state: int = 0,
     progress: bool | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> LayerRanking:
     """Rank candidate layers for ``method`` and ``targets`` by ``metric``, best first.
 
@@ -175,6 +180,7 @@ def rank_layers(
         batch_size: perturbed inputs per forward pass.
         random_state: seeds the curves' tie-breaking and imputation.
         progress: tqdm bars of the perturbation metrics.
+        forward_args, forward_kwargs: extra model arguments, handed on to every explainer call and metric.
     """
     rankable = metric_names(layer_ranking=True)
     if metric not in rankable:
@@ -186,8 +192,9 @@ def rank_layers(
     steps = check_int("steps", steps)
     targets = as_target_list(targets)
     x = check_input(model, x)
+    fwd = pack_forward_args(model, x, forward_args, forward_kwargs, "rank_layers(...)")
     if layers is None:
-        names = candidate_layers(model, x)
+        names = candidate_layers(model, x, fwd)
     else:
         if isinstance(layers, (str, nn.Module)):
             layers = [layers]
@@ -199,7 +206,7 @@ def rank_layers(
     if masks is not None:
         extra = {key: [] for key in ("pointing_game", "relevance_mass") if key != metric}
     for name in names:
-        maps = method(model, name)(x, targets).maps
+        maps = method(model, name)(x, targets, **fwd.passed_on()).maps
         flat = flat_maps(maps)
         degenerate.append(flat.float().mean())
         ok = torch.ones(maps.shape[:2], dtype=torch.bool, device=maps.device)
@@ -215,11 +222,25 @@ def rank_layers(
                 random=False,
                 random_state=random_state,
                 progress=progress,
+                forward_args=fwd.args,
+                forward_kwargs=fwd.kwargs,
             )
             value, ok = curves.auc, curves.defined
         elif metric == "road":
-            most = road(model, x, targets, maps, order="most", random_state=random_state, batch_size=batch_size)
-            least = road(model, x, targets, maps, order="least", random_state=random_state, batch_size=batch_size)
+            most, least = (
+                road(
+                    model,
+                    x,
+                    targets,
+                    maps,
+                    order=order,
+                    random_state=random_state,
+                    batch_size=batch_size,
+                    forward_args=fwd.args,
+                    forward_kwargs=fwd.kwargs,
+                )
+                for order in ("most", "least")
+            )
             value = ((least - most) / 2).mean(2)
         else:
             value = _quiet(_LOCALISATION[metric], maps, masks)

@@ -10,7 +10,7 @@ bound at the unperturbed batch (:meth:`Target.bind`): ``Class()`` keeps the orig
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from areacam._util.progress import progress_bar, shown
 from areacam.core.autograd import score_targets
 from areacam.core.explanation import working_dtype
+from areacam.core.forward import forward_args as pack_forward_args
 from areacam.core.inputs import check_input
 from areacam.core.state import explaining
 from areacam.targets.base import Target, as_target_list
@@ -27,17 +28,31 @@ __all__ = ["Scorer"]
 
 
 class Scorer:
-    """The model's output and scores on the unperturbed ``x``, and batched scoring of perturbations."""
+    """The model's output and scores on the unperturbed ``x``, and batched scoring of perturbations.
 
-    def __init__(self, model: nn.Module, x: Tensor, targets: Target | Sequence[Target], batch_size: int):
+    ``forward_args`` / ``forward_kwargs`` are the model's extra arguments (``fwd``); a perturbed row of
+    sample ``b`` is run with sample ``b``'s per-sample arguments. ``where`` names the metric in errors.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        targets: Target | Sequence[Target],
+        batch_size: int,
+        forward_args: Sequence[Any] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+        where: str = "the metric",
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.targets = as_target_list(targets)
         self.x = check_input(model, x)
+        self.fwd = pack_forward_args(model, self.x, forward_args, forward_kwargs, where)
         self.batch_size = batch_size
         with explaining(model), torch.no_grad():
-            self.output: Any = model(self.x)
+            self.output: Any = self.fwd.run(model, self.x)
             self.dtype = working_dtype(self.x.dtype)  # float64 for a float64 model, else float32
             self.original = score_targets(self.targets, self.output, self.x).to(self.dtype)  # (B, K)
 
@@ -66,7 +81,7 @@ class Scorer:
             for start in chunks:
                 stop = min(start + self.batch_size, rows)
                 inputs = build(start, stop)
-                output = self.model(inputs)
+                output = self.fwd.take(samples[start:stop]).run(self.model, inputs)
                 bound_samples = samples[start:stop].tolist()
                 wanted = needs[start:stop].any(0).nonzero().flatten().tolist()
                 for k in wanted:
