@@ -13,8 +13,6 @@ which is what the explainers see (they run the model in eval mode). Targets from
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -225,10 +223,11 @@ class CVAE(VAE):
     """Class-conditional VAE: a label embedding is appended to the encoder features and to ``z``.
 
     ``forward(x, y=None)``: ``y`` is an int (same label for the batch) or a ``(B,)`` integer tensor. When
-    ``y`` is ``None`` the model uses :attr:`default_label` if it is set, otherwise a learned *unknown
-    label* embedding (index ``num_classes``), trained with label dropout (``label_dropout``). So an
-    explainer that only calls ``model(x)`` explains the unconditional model, and ``model.default_label = 3``
-    (or ``with model.conditioned(3): ...``) explains the model conditioned on class 3.
+    ``y`` is ``None`` the model uses a learned *unknown label* embedding (index ``num_classes``), trained
+    with label dropout (``label_dropout``): ``model(x)`` is the unconditional model. An explainer reaches
+    the conditioned model through the call, as any model with extra arguments:
+    ``ac.GradCAM(cvae, "encoder.relu2")(x, ac.ReconstructionError(), forward_args=(labels,))``, with
+    ``labels`` a ``(B,)`` tensor that follows each sample through every perturbation.
 
     Layers as :class:`VAE`, plus ``label_embedding`` (``nn.Embedding(num_classes + 1, embed_dim)``).
 
@@ -256,14 +255,11 @@ class CVAE(VAE):
         self.areacam_spec["kwargs"].update(num_classes=num_classes, embed_dim=embed_dim, label_dropout=label_dropout)
         self.num_classes = num_classes
         self.label_dropout = float(label_dropout)
-        self.default_label: int | torch.Tensor | None = None
         self.label_embedding = nn.Embedding(num_classes + 1, embed_dim)
         self.encoder = ConvEncoder(in_channels, input_size, latent_dim, width, cond_dim=embed_dim)
         self.decoder = ConvDecoder(in_channels, input_size, latent_dim, width, cond_dim=embed_dim)
 
     def _labels(self, y: int | torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
-        if y is None:
-            y = self.default_label
         if y is None:
             return torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
         if isinstance(y, bool) or not isinstance(y, (int, torch.Tensor)):
@@ -278,16 +274,6 @@ class CVAE(VAE):
                 f"labels must be in [0, {self.num_classes - 1}] (or {self.num_classes} = unknown), got {y.tolist()}"
             )
         return y
-
-    @contextmanager
-    def conditioned(self, y: int | torch.Tensor | None) -> Iterator[CVAE]:
-        """Temporarily set :attr:`default_label` (for explainers that call ``model(x)``)."""
-        old = self.default_label
-        self.default_label = y
-        try:
-            yield self
-        finally:
-            self.default_label = old
 
     def encode(self, x: torch.Tensor, y: int | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         _check_input(self, x, self.in_channels, self.input_size)

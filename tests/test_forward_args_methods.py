@@ -137,9 +137,36 @@ def test_randomisation_hands_arguments_to_every_explainer_call(setup):
         assert torch.equal(got.maps[:, b], ref.maps[:, b])
 
 
-def test_a_per_sample_argument_of_the_wrong_length_is_passed_as_is_and_the_model_says_so(setup):
+def test_arguments_the_forward_does_not_take_name_the_call(setup):
     model, x, _ = setup
     with pytest.raises(TypeError, match=r"GradCAM\(\.\.\.\) call: Conditioned.forward\(\) does not take"):
         ac.GradCAM(model, LAYER)(x, TARGETS, forward_kwargs={"colour": 1})
     with pytest.raises(TypeError, match=r"deletion\(\.\.\.\): Conditioned.forward\(\) does not take"):
         ac.metrics.deletion(model, x, TARGETS, torch.rand(2, 2, SIZE, SIZE), forward_args=(1, 2, 3))
+
+
+def test_cvae_conditioned_through_forward_args_equals_a_hand_reference():
+    """Grad-CAM of the reconstruction error of a CVAE given each sample's label: hook, one backward pass."""
+    from _numerics import assert_close, rounded
+
+    from areacam.models import create
+
+    torch.manual_seed(0)
+    cvae = create("cvae", in_channels=1, input_size=16, latent_dim=4, width=8).double().eval()
+    x = torch.rand(3, 1, 16, 16, dtype=torch.float64)
+    labels = torch.tensor([1, 7, 3])
+    expl = ac.GradCAM(cvae, "encoder.relu2")(x, ac.ReconstructionError(), forward_args=(labels,))
+    store: dict = {}
+    handle = cvae.encoder.relu2.register_forward_hook(lambda m, i, o: store.update(act=o))
+    try:
+        recon = cvae(x, labels)[0]
+        scores = ((recon - x) ** 2).flatten(1).sum(1)
+        (grad,) = torch.autograd.grad(scores.sum(), store["act"])
+    finally:
+        handle.remove()
+    act = store["act"].detach()
+    ref = torch.relu((grad.mean(dim=(2, 3), keepdim=True) * act).sum(1))
+    assert_close(expl.raw[:, 0], ref, rounded(ref, leading=1), "raw")
+    assert_close(expl.scores[:, 0], scores.detach(), rounded(scores.detach(), leading=1), "scores")
+    unconditioned = ac.GradCAM(cvae, "encoder.relu2")(x, ac.ReconstructionError())
+    assert not torch.equal(unconditioned.raw, expl.raw)  # the labels reached the model
