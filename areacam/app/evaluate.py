@@ -16,6 +16,7 @@ from torch import nn
 
 from areacam import metrics
 from areacam.app.explain import slug, write_all
+from areacam.app.forward import add_forward_arg, parse_forward_args
 from areacam.app.layers import mask_arg
 from areacam.app.loading import (
     InputError,
@@ -82,6 +83,7 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
         choices=RANDOMISATION,
         help="model-parameter randomisation sanity check (default cascading, from the output layer down)",
     )
+    add_forward_arg(parser)
     parser.add_argument("--out", default="areacam_eval", metavar="DIR", help="output folder (default: areacam_eval)")
 
 
@@ -122,16 +124,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
     x = read_images(args.image, size, input_channels(model))
     size = tuple(x.shape[-2:])
     masks = read_masks(args.mask, args.image, size) if args.mask else None
+    forward_kwargs = parse_forward_args(args.forward_arg, x.shape[0])
     explainer = make_explainer(method, model, layer, size)
     try:
-        expl = explainer(x, targets)
+        expl = explainer(x, targets, forward_kwargs=forward_kwargs)
         evaluation = metrics.evaluate(
-            model, x, targets, expl, masks=masks, metrics=chosen, steps=steps, baseline=args.baseline, progress=False
+            model,
+            x,
+            targets,
+            expl,
+            masks=masks,
+            metrics=chosen,
+            steps=steps,
+            baseline=args.baseline,
+            progress=False,
+            forward_kwargs=forward_kwargs,
         )
         sanity = None
         if args.randomisation != "none":
             sanity = metrics.randomisation(
-                _layer_factory(method, args.layer, size), model, x, targets, order=args.randomisation, progress=False
+                _layer_factory(method, args.layer, size),
+                model,
+                x,
+                targets,
+                order=args.randomisation,
+                progress=False,
+                forward_kwargs=forward_kwargs,
             )
     except RuntimeError as err:
         raise forward_error(err, x) from None
@@ -148,6 +166,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "method": method.name,
         "layer": args.layer,
         "size": list(size),
+        "forward_args": list(args.forward_arg),
         "images": list(args.image),
         "masks": list(args.mask) if args.mask else None,
         "targets": [{"spec": spec, "target": repr(t)} for spec, t in zip(args.target, targets)],

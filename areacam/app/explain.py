@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from areacam._util.errors import one_line
+from areacam.app.forward import add_forward_arg, parse_forward_args
 from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images, read_labels
 from areacam.app.spec import (
     NO_TRUTH_YET,
@@ -62,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.A
         metavar="PATH",
         help="the truth of fp:/fn: targets: label images (pixel value = class), one per --image",
     )
+    add_forward_arg(explain)
     explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
     explain.add_argument("--colormap", default="jet", help="OpenCV colormap of the overlays (default: jet)")
 
@@ -88,9 +90,10 @@ def run_explain(args: argparse.Namespace) -> int:
     x = read_images(args.image, size, input_channels(model))
     truth = read_labels(args.mask, args.image, (int(x.shape[-2]), int(x.shape[-1]))) if truth_given else None
     targets = parse_targets(args.target, truth=truth)
+    forward_kwargs = parse_forward_args(args.forward_arg, x.shape[0])
     explainer = make_explainer(method, model, layer, tuple(x.shape[-2:]))
     try:
-        expl = explainer(x, targets)
+        expl = explainer(x, targets, forward_kwargs=forward_kwargs)
     except RuntimeError as err:
         raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}") from None
     overlays = expl.overlay(x, colormap=args.colormap)
@@ -100,6 +103,7 @@ def run_explain(args: argparse.Namespace) -> int:
         "method": method.name,
         "layer": args.layer,
         "size": list(x.shape[-2:]),
+        "forward_args": list(args.forward_arg),
         "images": [],
     }
     files: dict[str, object] = {}

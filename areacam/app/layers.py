@@ -11,6 +11,7 @@ from torch import nn
 
 from areacam import metrics
 from areacam._util.errors import one_line
+from areacam.app.forward import add_forward_arg, parse_forward_args
 from areacam.app.loading import (
     USER_ERRORS,
     InputError,
@@ -79,6 +80,7 @@ def add_rank_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--steps", type=int, default=10, metavar="N", help="steps of the deletion/insertion curves (default 10)"
     )
+    add_forward_arg(group)
 
 
 def mask_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -147,6 +149,7 @@ def run_rank(args: argparse.Namespace) -> int:
     x = read_images(args.image, size, input_channels(model))
     size = tuple(x.shape[-2:])
     masks = read_masks(args.mask, args.image, size) if args.mask else None
+    forward_kwargs = parse_forward_args(args.forward_arg, x.shape[0])
     try:
         ranking = metrics.rank_layers(
             model,
@@ -158,6 +161,7 @@ def run_rank(args: argparse.Namespace) -> int:
             layers=args.candidates,
             steps=steps,
             progress=False,
+            forward_kwargs=forward_kwargs,
         )
     except RuntimeError as err:
         raise forward_error(err, x) from None
