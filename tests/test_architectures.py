@@ -338,6 +338,30 @@ def _hf_layer(model: nn.Module, suffix: str) -> str:
     return names[-1]
 
 
+class InterpolatedLogits(nn.Module):
+    """By hand: a ViT run at another image size with its position embeddings interpolated."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(pixel_values=x, interpolate_pos_encoding=True).logits
+
+
+def test_hf_vit_at_another_size_through_forward_kwargs(hf_vit):
+    """interpolate_pos_encoding=True as a forward keyword: a 48 px input on a ViT built for 32 px."""
+    x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(5))
+    layer = _hf_layer(hf_vit, "1.layernorm_before")
+    passed = {"interpolate_pos_encoding": True}
+    direct = ac.GradCAM(hf_vit, layer)(x, [ac.Class(), ac.Class(3)], forward_kwargs=passed)
+    by_hand = ac.GradCAM(InterpolatedLogits(hf_vit), f"model.{layer}")(x, [ac.Class(), ac.Class(3)])
+    assert direct.layout == "tokens(prefix=1, grid=6x6)"
+    assert not direct.degenerate.any()
+    assert_identical(direct.maps, by_hand.maps, "maps")
+    assert_identical(direct.scores, by_hand.scores, "scores")
+
+
 def test_hf_vit_class_targets_need_no_wrapper(hf_vit):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     layer = _hf_layer(hf_vit, "1.layernorm_before")
