@@ -250,6 +250,7 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
         "guide-classifier.md",
         "guide-datasets.md",
         "guide-detection.md",
+        "guide-generative.md",
         "guide-segmentation.md",
         "guide-training.md",
         "guide-transformers.md",
