@@ -161,3 +161,35 @@ def test_masks_of_the_wrong_shape_name_both_shapes(loss):
 def test_outside_mass_refuses_signed_maps():
     with pytest.raises(ValueError, match="non-negative maps"):
         ac.losses.outside_mass(torch.randn(2, 1, 4, 4), torch.ones(2, 4, 4, dtype=torch.bool))
+
+
+def test_attention_mining_equals_gains_formula_and_reaches_maps_and_parameters():
+    """L_am = s(x - sigmoid(omega (A - sigma)) x): the class probability of the erased image (float64)."""
+    model = _net()
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    maps = torch.rand(2, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    maps.requires_grad_(True)
+    targets = [ac.Score(lambda logits: logits.softmax(1)[:, 1]), ac.Class()]
+    got = ac.losses.attention_mining(model, x, maps, targets, sigma=0.5, omega=10.0)
+    argmax = model(x).argmax(1)  # Class() is frozen at the unperturbed output
+    expected = torch.empty(2, 2, dtype=torch.float64)
+    for k in range(2):
+        erased = x - torch.sigmoid(10.0 * (maps[:, k : k + 1] - 0.5)) * x
+        logits = model(erased)
+        expected[:, k] = logits.softmax(1)[:, 1] if k == 0 else logits[torch.arange(2), argmax]
+    assert_identical(got, expected, "attention mining")
+    (grad_maps,) = torch.autograd.grad(got.sum(), maps, retain_graph=True)
+    (ref_maps,) = torch.autograd.grad(expected.sum(), maps, retain_graph=True)
+    assert_identical(grad_maps, ref_maps, "gradient in the maps")
+    assert float(grad_maps.abs().max()) > 0
+    _assert_same_grads(_param_grads(model, got.sum()), _param_grads(model, expected.sum()))
+
+
+def test_attention_mining_refuses_maps_that_do_not_fit():
+    model, x = _net(), torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"maps of shape \(2, 1, 4, 4\) do not fit x of shape \(2, 3, 8, 8\)"):
+        ac.losses.attention_mining(model, x, torch.rand(2, 1, 4, 4, dtype=torch.float64), ac.Class(0))
+    with pytest.raises(ValueError, match="maps hold 2 targets but 1 targets were given"):
+        ac.losses.attention_mining(model, x, torch.rand(2, 2, 8, 8, dtype=torch.float64), ac.Class(0))
+    with pytest.raises(ValueError, match="omega must be > 0"):
+        ac.losses.attention_mining(model, x, torch.rand(2, 1, 8, 8, dtype=torch.float64), ac.Class(0), omega=0)

@@ -101,8 +101,8 @@ def mask_error(maps: Tensor, masks: Tensor) -> Tensor:
 
     Unlike :func:`outside_mass` it also asks the map to fill the region. ``maps``: ``(B, K, *spatial)``
     in ``[0, 1]`` (an explanation's ``maps``, built with ``create_graph=True``); ``masks``:
-    ``(B, *spatial)`` or ``(B, K, *spatial)``, 1 inside. GAIN's attention-mining term (the class score
-    of the image with the attended region erased) is not included.
+    ``(B, *spatial)`` or ``(B, K, *spatial)``, 1 inside. GAIN's other term, the class score of the image
+    with the attended region erased, is :func:`~areacam.losses.attention_mining`.
     """
     batch, targets, spatial = _maps(maps)
     allowed = _allowed(masks, batch, targets, spatial, f"maps of shape {tuple(maps.shape)}", maps)
