@@ -7,7 +7,9 @@ width 8) is trained plainly and with each loss of ``ac.losses``, the allowed reg
 
 - ``outside_mass``: Grad-CAM (``features.block3.relu``, 8x8) of the true class, its share outside the shape;
 - ``outside_gradient``: Ross et al.'s RRR on the input gradient of the summed log-probabilities;
-- ``mask_error``: GAIN's external supervision, the Grad-CAM map against the shape's mask.
+- ``mask_error``: GAIN's external supervision, the Grad-CAM map against the shape's mask;
+- ``gain``: GAIN's two terms together (Li et al. 2018): ``mask_error`` plus attention mining, the true
+  class's probability on the image with the map's region erased (``ac.losses.attention_mining``).
 
 Printed: accuracy on both test sets, Grad-CAM's pointing game on the shape (true class, shuffled test
 set), the share of Grad-CAM's mass on the marker, and the training time. With ``--figure PATH``, a
@@ -62,14 +64,21 @@ def mask_error(model: nn.Module, x: Tensor, y: Tensor, allowed: Tensor) -> Tenso
     return ac.losses.mask_error(maps, allowed)
 
 
-#: The weights: outside_mass and mask_error are in [0, 1] and weigh like the cross-entropy. RRR's weight
-#: was picked from 10, 100, 300, 1000 (docs/guide-training.md): 10 changes nothing, 300 and more stop the
-#: classifier from learning the training set.
+def gain(model: nn.Module, x: Tensor, y: Tensor, allowed: Tensor) -> Tensor:
+    maps = ac.GradCAM(model, LAYER, create_graph=True)(x, ac.Class(y.tolist())).maps
+    probability = ac.Score(lambda logits: logits.softmax(1)[torch.arange(len(y)), y.to(logits.device)])
+    return ac.losses.mask_error(maps, allowed) + ac.losses.attention_mining(model, x, maps, probability)
+
+
+#: The weights: outside_mass and mask_error are in [0, 1] and weigh like the cross-entropy (gain, mask_error plus the
+#: mining term, in [0, 2]). RRR's weight was picked from 10, 100, 300, 1000 (docs/guide-training.md): 10 changes
+#: nothing, 300 and more stop the classifier from learning the training set.
 LOSSES: dict[str, tuple[float, Penalty | None]] = {
     "plain": (0.0, None),
     "outside_mass": (1.0, outside_mass),
     "outside_gradient": (100.0, outside_gradient),
     "mask_error": (1.0, mask_error),
+    "gain": (1.0, gain),
 }
 
 
