@@ -41,7 +41,8 @@ def main() -> None:
             "",
             "A loss on Grad-CAM runs the explainer's own forward pass, one backward pass to the layer that keeps",
             "its graph, and then the training backward through both: about one extra forward and a double",
-            "backward. RRR's `outside_gradient` does the same to the input.",
+            "backward. RRR's `outside_gradient` does the same to the input. `gain` adds GAIN's attention mining",
+            "to `mask_error`: one more forward pass, on the erased images, and the backward through it.",
         ]
     )
     print(text)
