@@ -355,3 +355,22 @@ def test_defined_auc_lies_in_its_documented_range():
             for values in (result.curves, result.random_curves, result.auc[..., None], result.random_auc[..., None]):
                 inside = values[result.defined]
                 assert ((inside >= low) & (inside <= high)).all()
+
+
+def test_rank_layers_leaves_out_default_candidates_the_target_does_not_reach():
+    """A latent target depends on the encoder only: the decoder candidates are skipped, not a failure;
+    a decoder layer named by the caller still raises."""
+    from areacam.core.autograd import NoGradientError
+    from areacam.models import create
+
+    torch.manual_seed(0)
+    vae = create("vae").eval()
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    gradcam = lambda model, name: ac.GradCAM(model, name, layout="nchw")  # noqa: E731
+    ranking = metrics.rank_layers(vae, x, ac.Latent(0), steps=4, method=gradcam)
+    candidates = metrics.candidate_layers(vae, x)
+    assert sorted(ranking.layers) == sorted(n for n in candidates if n.startswith("encoder."))
+    assert ranking.skipped == [n for n in candidates if n.startswith("decoder.")] and ranking.skipped
+    assert ranking.to_dict()["skipped"] == ranking.skipped and "Not ranked" in ranking.table()
+    with pytest.raises(NoGradientError, match="receives no gradient from Latent"):
+        metrics.rank_layers(vae, x, ac.Latent(0), steps=4, method=gradcam, layers=["decoder.relu1"])

@@ -9,7 +9,11 @@ from torch import Tensor
 
 from areacam.core.explanation import working_dtype
 
-__all__ = ["score_columns", "score_targets", "stacked", "target_gradients"]
+__all__ = ["NoGradientError", "score_columns", "score_targets", "stacked", "target_gradients"]
+
+
+class NoGradientError(ValueError):
+    """A target's score does not depend on the explained layer (or input): nothing to explain there."""
 
 
 def score_columns(targets: Sequence, output: object, inputs: Tensor) -> list[Tensor]:
@@ -74,7 +78,7 @@ def target_gradients(
         columns = list(scores)
     count = len(columns)
     if not any(column.requires_grad for column in columns):
-        raise ValueError(
+        raise NoGradientError(
             f"{what} receives no gradient from {targets[0]!r}: the score does not depend on it (a "
             "detached branch, or a part of the output computed before it)"
         )
@@ -99,7 +103,7 @@ def _looped(columns: list[Tensor], wrt: Tensor, what: str, targets: Sequence, cr
                 column.sum(), wrt, retain_graph=retain, create_graph=create_graph, allow_unused=True
             )
         if grad is None:
-            raise ValueError(
+            raise NoGradientError(
                 f"{what} receives no gradient from {targets[k]!r}: it is not on the path from the "
                 "layer to that output (a detached branch, or a part of the output computed before it)"
             )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from areacam.core.autograd import score_columns, stacked
+from areacam.core.autograd import NoGradientError, score_columns, stacked
 from areacam.core.explanation import Explanation, upsample, working_dtype
 from areacam.core.inputs import check_input
 from areacam.core.state import explaining
@@ -78,7 +78,7 @@ def _gradients(column: Tensor, values: list[Tensor], retain: bool, target: Targe
     if column.requires_grad:
         found = torch.autograd.grad(column.sum(), values, retain_graph=retain, allow_unused=True)
     if all(grad is None for grad in found):
-        raise ValueError(
+        raise NoGradientError(
             f"{where} receives no gradient from {target!r}: it is not on the path from the layer to that "
             "output (a detached branch, or a part of the output computed before it)"
         )

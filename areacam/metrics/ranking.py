@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from areacam._util.checks import check_int
+from areacam.core.autograd import NoGradientError
 from areacam.core.forward import NO_ARGS, ForwardArgs
 from areacam.core.forward import forward_args as pack_forward_args
 from areacam.core.inputs import check_input
@@ -94,6 +95,8 @@ class LayerRanking:
     - ``degenerate`` ``(L,)``: share of constant maps at each layer (no information).
     - ``higher_is_better``: the metric's direction (deletion AUC: lower is better).
     - ``extra``: other metrics per layer, ``{name: (L,)}`` (localisation when masks were given).
+    - ``skipped``: default candidates left out because the targets' scores do not depend on them (a
+      decoder layer for a latent target); layers named by the caller are never skipped.
     """
 
     metric: str
@@ -105,6 +108,7 @@ class LayerRanking:
     extra: dict[str, Tensor] = field(default_factory=dict)
     defined: Tensor | None = None
     valid: Tensor | None = None
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> str:
@@ -130,6 +134,7 @@ class LayerRanking:
                 }
                 for i, name in enumerate(self.layers)
             ],
+            "skipped": list(self.skipped),
         }
 
     def table(self) -> str:
@@ -139,6 +144,9 @@ class LayerRanking:
         for i, row in enumerate(self.to_dict()["layers"]):
             cells = ["undefined" if row[k] is None else f"{row[k]:.3f}" for k in keys]
             lines.append(f"| {i + 1} | `{row['layer']}` | " + " | ".join(cells) + " |")
+        if self.skipped:
+            names = ", ".join(f"`{name}`" for name in self.skipped)
+            lines.append(f"\nNot ranked (the targets do not depend on them): {names}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -174,7 +182,8 @@ def rank_layers(
             localisation metric: ``"pointing_game"``, ``"relevance_mass"``, ``"relevance_rank"``, ``"iou"``.
         masks: ``(B, H, W)`` or ``(B, K, H, W)`` ground truth; when given, the table also lists the
             pointing game and relevance mass of every layer.
-        layers: candidate layers (modules or dotted names); default :func:`candidate_layers`.
+        layers: candidate layers (modules or dotted names); default :func:`candidate_layers`, less
+            those the targets' scores do not depend on (listed in ``skipped``).
         steps: points of the deletion/insertion curves (as :func:`deletion`).
         baseline: what replaces removed pixels (as :func:`deletion`).
         batch_size: perturbed inputs per forward pass.
@@ -205,8 +214,16 @@ def rank_layers(
     extra: dict[str, list[Tensor]] = {}
     if masks is not None:
         extra = {key: [] for key in ("pointing_game", "relevance_mass") if key != metric}
-    for name in names:
-        maps = method(model, name)(x, targets, **fwd.passed_on()).maps
+    skipped: list[str] = []
+    for name in list(names):
+        try:
+            maps = method(model, name)(x, targets, **fwd.passed_on()).maps
+        except NoGradientError:
+            if layers is not None:
+                raise
+            skipped.append(name)
+            names.remove(name)
+            continue
         flat = flat_maps(maps)
         degenerate.append(flat.float().mean())
         ok = torch.ones(maps.shape[:2], dtype=torch.bool, device=maps.device)
@@ -248,6 +265,8 @@ def rank_layers(
         valid.append(ok)
         for key in extra:
             extra[key].append(_quiet(_LOCALISATION[key], maps, masks).mean())
+    if not names:
+        raise ValueError(f"no candidate layer: the targets' scores depend on none of {skipped}")
     stacked, valid_stacked = torch.stack(values), torch.stack(valid)
     scores, defined = defined_mean(stacked.flatten(1), valid_stacked.flatten(1), dim=1)
     higher = METRICS[metric].higher_is_better
@@ -264,6 +283,7 @@ def rank_layers(
         extra={key: torch.stack(column)[order] for key, column in extra.items()},
         defined=defined[order],
         valid=valid_stacked[order],
+        skipped=skipped,
     )
 
 
