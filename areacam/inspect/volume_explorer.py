@@ -135,6 +135,8 @@ def volume_page(
     if isinstance(max_page_bytes, bool) or not isinstance(max_page_bytes, int) or max_page_bytes <= 0:
         raise ValueError(f"max_page_bytes must be a positive int, got {max_page_bytes!r}")
     channels, act_voxels, selected = _probe(model, x, layer, output)
+    if selected.dim() in (4, 5):
+        _output_volume(selected, x, show)  # a bad show raises before the field
     size = tuple(selected.shape[-3:])
     out_channels = selected.shape[1] if selected.dim() == 5 else 1
     expected = page_bytes(channels, out_channels, size, (act_voxels,))
