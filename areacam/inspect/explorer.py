@@ -8,6 +8,10 @@ of ``F[c, o]`` over the box (a summed-area table: O(C) per box), and the map as 
 ``ReLU(sum_c w_c A_c)``, bilinear upsampling to the input size (``align_corners=False``), min-max
 normalisation (a constant map is all zeros). No server, no external URL.
 
+A volume ``(1, C, D, H, W)`` gets the volume explorer (:mod:`areacam.inspect.volume_explorer`: three
+slice views, a dragged rectangle explains a 3-D box); both pages share :mod:`areacam.inspect.explorer_page`
+and one script, ``explorer.js``.
+
     ac.explorer(model, x, "decoder.blocks.3", path="explorer.html")
 """
 
