@@ -142,3 +142,41 @@ def ig_magnitude(model, x: Tensor, baseline, target, steps: int, method: str) ->
     for weight, node in zip(weights, nodes):
         total += weight * ac.Saliency(model)(baseline + node * (x - baseline), target).raw[:, 0].double().abs()
     return (x - baseline).abs() * total
+
+
+#: Unit roundoff of float16 (the region explorers' pages store the field and the activations as float16),
+#: and half the spacing of its subnormals (the absolute error of a value below 2**-14 of its plane's scale).
+U16 = 2.0**-11
+F16_SUBNORMAL = 2.0**-25
+
+
+def float16_allowed(field, box: tuple[int, ...], channel: int | None) -> float:
+    """How far an explorer page's map of ``Area(box, channel)`` may be from the library's (images and volumes).
+
+    The page stores each field value ``F`` and activation ``A`` as float16 after dividing its plane by the
+    plane's scale ``s``: off by ``U16 |v| + F16_SUBNORMAL s``. A channel weight ``w_c = sum_box F_c`` is then
+    off by ``e_c = U16 sum_box |F_c| + n F16_SUBNORMAL s_F`` (``n`` box voxels) and the raw map
+    ``sum_c w_c A_c`` by ``sum_c (e_c |A_c| + |w_c| (U16 |A_c| + F16_SUBNORMAL s_A))`` (to first order);
+    resizing is a convex combination, and min-max normalisation moves a map value by at most ``4 / span``
+    of that; then a few float32 roundings of the library's own map.
+    """
+    dims = len(box) // 2
+    planes = field.derivatives[0][0].double()  # (C, Co, *S)
+    planes = planes[:, channel] if channel is not None else planes.sum(dim=1)
+    # the page scales each (c, o) plane; with channel=None it sums Co planes of up to their own scales
+    scales = field.derivatives[0][0].double().abs().flatten(2).amax(dim=2)  # (C, Co)
+    scale_f = scales[:, channel] if channel is not None else scales.sum(dim=1)
+    inside = planes[(slice(None), *(slice(box[i], box[dims + i]) for i in range(dims)))]
+    voxels = inside[0].numel()
+    weights = inside.flatten(1).sum(dim=1)
+    weight_error = U16 * inside.abs().flatten(1).sum(dim=1) + voxels * F16_SUBNORMAL * scale_f
+    acts = field.activations[0].double()  # (C, *s)
+    scale_a = acts.abs().flatten(1).amax(dim=1)
+    act_error = U16 * acts.abs() + F16_SUBNORMAL * scale_a.view(-1, *(1,) * dims)
+    shape = (-1, *(1,) * dims)
+    raw = torch.relu((weights.view(shape) * acts).sum(dim=0))
+    bound = (weight_error.view(shape) * acts.abs() + weights.abs().view(shape) * act_error).sum(dim=0)
+    size = tuple(field.x.shape[2:])
+    mode = {2: "bilinear", 3: "trilinear"}[dims]
+    up = torch.nn.functional.interpolate(raw[None, None], size=size, mode=mode, align_corners=False)
+    return float(4 * bound.max() / (up.max() - up.min()) + 8 * U32)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _numerics import U32
+from _numerics import float16_allowed as field16_allowed
 
 import areacam as ac
 from areacam._util.pages import CHECK_ID
@@ -34,27 +34,10 @@ needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (make report-check installs it)"
 )
 
-#: Unit roundoff of float16: the page stores the field and the activations as float16.
-U16 = 2.0**-11
-
 
 def float16_allowed(model, x, layer: str, box, channel) -> float:
-    """How far the page's map may be from the library's: each stored field value F and activation A is off
-    by ``U16`` of itself, so a channel weight ``w_c = sum_box F_c`` by ``U16 sum_box |F_c|`` and the raw map
-    ``sum_c w_c A_c`` by ``2 U16 M`` with ``M = sum_c (sum_box |F_c|) |A_c|``; min-max normalisation moves
-    a map value by at most ``4 / span`` of that; then a few float32 roundings of the library's own map."""
-    field = ac.GradCAM(model, layer).field(x)
-    top, left, bottom, right = box
-    planes = field.derivatives[0][0].double()  # (C, Co, H, W)
-    planes = planes[:, channel] if channel is not None else planes.sum(dim=1)
-    weights = planes[:, top:bottom, left:right].sum(dim=(1, 2))
-    magnitude = planes[:, top:bottom, left:right].abs().sum(dim=(1, 2))
-    acts = field.activations[0].double()
-    raw = torch.relu(torch.einsum("c,chw->hw", weights, acts))
-    bound = torch.einsum("c,chw->hw", magnitude, acts.abs())
-    size = tuple(x.shape[2:])
-    up = F.interpolate(raw[None, None], size=size, mode="bilinear", align_corners=False)
-    return float(4 * 2 * U16 * bound.max() / (up.max() - up.min()) + 8 * U32)
+    """The page's float16 bound (:func:`_numerics.float16_allowed`) for ``Area(box, channel)`` at ``layer``."""
+    return field16_allowed(ac.GradCAM(model, layer).field(x), box, channel)
 
 
 @pytest.fixture(scope="module")

@@ -208,7 +208,8 @@ def test_the_wheel_holds_areacam_as_its_only_top_level_package(wheel):
     tops = {p.name for p in wheel.iterdir() if not p.name.endswith(".dist-info")}
     assert tops == {"areacam"}
     assert (wheel / "areacam" / "models" / "vae.py").is_file()
-    assert (wheel / "areacam" / "inspect" / "explorer.html").is_file()
+    for page in ("explorer.html", "explorer.js", "volume_explorer.html"):  # the explorers' templates and script
+        assert (wheel / "areacam" / "inspect" / page).is_file()
 
 
 #: Top-level packages that only the extras (and the dev tools) bring.
