@@ -177,10 +177,12 @@ def test_attention_mining_equals_gains_formula_and_reaches_maps_and_parameters()
         erased = x - torch.sigmoid(10.0 * (maps[:, k : k + 1] - 0.5)) * x
         logits = model(erased)
         expected[:, k] = logits.softmax(1)[:, 1] if k == 0 else logits[torch.arange(2), argmax]
-    assert_identical(got, expected, "attention mining")
+    # Not bit for bit: the loss erases the K images in one (B, K) broadcast and the portable kernels
+    # (ATEN_CPU_CAPABILITY=default) order that product's float64 rounding differently from the loop here.
+    assert_close(got, expected, FLOAT64 * expected.abs().max(), "attention mining")
     (grad_maps,) = torch.autograd.grad(got.sum(), maps, retain_graph=True)
     (ref_maps,) = torch.autograd.grad(expected.sum(), maps, retain_graph=True)
-    assert_identical(grad_maps, ref_maps, "gradient in the maps")
+    assert_close(grad_maps, ref_maps, FLOAT64 * ref_maps.abs().max(), "gradient in the maps")
     assert float(grad_maps.abs().max()) > 0
     _assert_same_grads(_param_grads(model, got.sum()), _param_grads(model, expected.sum()))
 
