@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _numerics import float16_allowed as field16_allowed
+from torch import nn
 
 import areacam as ac
 from areacam._util.pages import CHECK_ID
@@ -179,3 +180,34 @@ def test_demo_report_links_the_explorers(tmp_path_factory):
     for link in links:
         text = (out / link).read_text(encoding="utf-8")
         assert "var DATA = {" in text and len(text) < 8_000_000
+
+
+@pytest.mark.parametrize("dims", [2, 3], ids=["image", "volume"])
+def test_explorer_hands_forward_arguments_to_the_model(dims):
+    """The page of a model given forward_kwargs equals the page of the same model with them built in."""
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    offset = (-1,) + (1,) * (dims + 1)
+
+    class Conditioned(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv1 = conv(3, 4, 3, padding=1)
+            self.conv2 = conv(4, 2, 3, padding=1)
+
+        def forward(self, x, t=None):
+            # an offset before the ReLU: a scale would only scale the map, which the page normalises away
+            return self.conv2(torch.relu(self.conv1(x) - t.reshape(offset)))
+
+    class Baked(Conditioned):
+        def forward(self, x, t=None):
+            return super().forward(x, torch.full((x.shape[0],), 0.1))
+
+    x = torch.rand(1, 3, *(16 if dims == 2 else 8,) * dims, generator=torch.Generator().manual_seed(1))
+    given = ac.explorer(Conditioned(), x, "conv1", title="t", forward_kwargs={"t": torch.tensor([0.1])})
+    baked = ac.explorer(Baked(), x, "conv1", title="t")
+    assert given == baked
+    assert given != ac.explorer(Conditioned(), x, "conv1", title="t", forward_kwargs={"t": torch.tensor([0.3])})
+    refused = r"Conditioned.forward\(\) does not take these arguments: .*unexpected keyword argument 's'"
+    with pytest.raises(TypeError, match=refused):
+        ac.explorer(Conditioned(), x, "conv1", forward_kwargs={"s": torch.tensor([0.1])})

@@ -18,6 +18,8 @@ and one script, ``explorer.js``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor, nn
@@ -91,6 +93,8 @@ def explorer(
     max_memory: int | None = None,
     title: str | None = None,
     max_page_bytes: int = VOLUME_PAGE_LIMIT,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> str:
     """A self-contained HTML page exploring the area Grad-CAM of any box or pixel of ``model``'s output.
 
@@ -102,7 +106,9 @@ def explorer(
     draws it as an ``"image"`` (a reconstruction) or by its ``"argmax"`` classes (``None``: argmax,
     unless the output has the input's shape, which is ambiguous and raises); ``class_names`` names the
     output channels. ``max_page_bytes`` bounds a volume page (default 64 MB; a larger one raises
-    ``ValueError`` naming its size before the field is computed). Returns the HTML; with ``path``
+    ``ValueError`` naming its size before the field is computed). ``forward_args`` / ``forward_kwargs``:
+    the model's extra arguments, as for an explainer call (the page answers the model so called). Returns
+    the HTML; with ``path``
     also writes it (atomically). Raises :class:`~areacam.field.FieldUnavailable` where the model has
     no forward-mode rule.
     """
@@ -117,9 +123,13 @@ def explorer(
     if class_names is not None and (isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names)):
         raise TypeError(f"class_names must be a list of str, got {class_names!r}")
     if x.dim() == 5:
-        text = volume_page(model, x, layer, output, show, class_names, max_memory, title, max_page_bytes)
+        text = volume_page(
+            model, x, layer, output, show, class_names, max_memory, title, max_page_bytes, forward_args, forward_kwargs
+        )
     else:
-        field = GradCAM(model, layer).field(x, max_memory=max_memory, strict=True)
+        field = GradCAM(model, layer).field(
+            x, max_memory=max_memory, strict=True, forward_args=forward_args, forward_kwargs=forward_kwargs
+        )
         data = explorer_data(field, output, class_names, show)
         text = page("explorer.html", data, title or f"areacam explorer: {type(model).__name__} at {data['layer']}")
     if path is not None:

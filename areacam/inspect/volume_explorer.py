@@ -24,10 +24,15 @@ is computed, naming both numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from areacam.core.forward import ForwardArgs
+from areacam.core.forward import forward_args as pack_forward_args
 from areacam.core.inputs import check_input
 from areacam.core.outputs import OutputSelector, select_output
 from areacam.core.state import explaining
@@ -108,11 +113,12 @@ def volume_data(
     }
 
 
-def _probe(model: nn.Module, x: Tensor, layer: nn.Module | str, output: OutputSelector) -> tuple[int, int, Tensor]:
+def _probe(
+    model: nn.Module, x: Tensor, layer: nn.Module | str, output: OutputSelector, fwd: ForwardArgs
+) -> tuple[int, int, Tensor]:
     """One forward pass without gradients: the layer's channels, its spatial size, and the selected output."""
-    x = check_input(model, x, spatial=(3,), method="the volume explorer")
     with explaining(model), torch.no_grad(), LayerCapture(model, layer, mode="value") as capture:
-        out = capture.run(x)
+        out = capture.run(x, fwd)
         acts = capture.activation()
     return acts.shape[1], int(np.prod(acts.shape[2:])), select_output(out, output)
 
@@ -127,6 +133,8 @@ def volume_page(
     max_memory: int | None = None,
     title: str | None = None,
     max_page_bytes: int = VOLUME_PAGE_LIMIT,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> str:
     """The volume explorer's HTML for one volume ``x`` ``(1, C, D, H, W)`` (see :func:`areacam.explorer`).
 
@@ -134,7 +142,9 @@ def volume_page(
     """
     if isinstance(max_page_bytes, bool) or not isinstance(max_page_bytes, int) or max_page_bytes <= 0:
         raise ValueError(f"max_page_bytes must be a positive int, got {max_page_bytes!r}")
-    channels, act_voxels, selected = _probe(model, x, layer, output)
+    x = check_input(model, x, spatial=(3,), method="the volume explorer")
+    fwd = pack_forward_args(model, x, forward_args, forward_kwargs, "explorer(...) call")
+    channels, act_voxels, selected = _probe(model, x, layer, output, fwd)
     if selected.dim() in (4, 5):
         _output_volume(selected, x, show)  # a bad show raises before the field
     size = tuple(selected.shape[-3:])
@@ -147,7 +157,9 @@ def volume_page(
             f"{max_page_bytes / 1e6:.1f} MB; pick a layer with fewer channels, explore a cropped or downsampled "
             "volume, or raise max_page_bytes"
         )
-    field = GradCAM(model, layer).field(x, max_memory=max_memory, strict=True)
+    field = GradCAM(model, layer).field(
+        x, max_memory=max_memory, strict=True, forward_args=fwd.args, forward_kwargs=fwd.kwargs
+    )
     data = volume_data(field, output, class_names, show)
     return page(
         "volume_explorer.html", data, title or f"areacam volume explorer: {type(model).__name__} at {field.layer}"
