@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import uuid
@@ -115,3 +116,95 @@ def test_parse_forward_args_values():
     ):
         with pytest.raises(InputError, match=message):
             parse_forward_args(items, batch=3)
+
+
+def _run(name: str, data, out, *extra: str) -> int:
+    argv = ["run", "--model", f"{name}:build", "--data", str(data), "--size", "16", "16", "--method", "gradcam"]
+    argv += ["--layer", LAYER, "--target", "area:2,2,10,10", "--out", str(out), "--batch-size", "2"]
+    return main([*argv, "--chunk-size", "2", "--workers", "0", "--no-progress", *extra])
+
+
+@pytest.fixture
+def noisy_folder(denoiser, tmp_path):
+    """Four noisy images and a --labels table with a per-image timestep column ``t``."""
+    name, _ = denoiser
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"n{i}.png"), np.random.default_rng(10 + i).integers(0, 255, (16, 16, 3), np.uint8))
+    table = tmp_path / "labels.csv"
+    table.write_text("id,label,t\nn0.png,0,1\nn1.png,0,500\nn2.png,0,7\nn3.png,0,900\n")
+    return name, folder, table
+
+
+def test_run_reads_a_per_sample_timestep_from_the_labels_table(noisy_folder, tmp_path):
+    """``--forward-arg timestep=column:t``: each batch of the run gets its samples' ``t`` as a ``(B,)`` tensor."""
+    pytest.importorskip("zarr")
+    from areacam.runs import open_run
+
+    name, folder, table = noisy_folder
+    assert _run(name, folder, tmp_path / "run", "--labels", str(table), "--forward-arg", "timestep=column:t") == 0
+    store = open_run(tmp_path / "run")
+    model = sys.modules[name].build()
+    x = read_images([str(folder / f"n{i}.png") for i in range(4)], (16, 16), 3)
+    target = ac.Area(box=(2, 2, 10, 10))
+    timesteps = torch.tensor([1, 500, 7, 900])
+    for rows in (slice(0, 2), slice(2, 4)):  # the run's two batches: the same computation (rule 1)
+        ref = ac.GradCAM(model, LAYER)(x[rows], target, forward_kwargs={"timestep": timesteps[rows]})
+        assert np.array_equal(np.asarray(store.maps[rows]), ref.maps.numpy())
+        assert np.array_equal(store.table["score_0"].to_numpy()[rows], ref.scores[:, 0].numpy())
+    one = ac.GradCAM(model, LAYER)(x[2:4], target, forward_kwargs={"timestep": 1})
+    assert not np.array_equal(np.asarray(store.maps[3]), one.maps[1].numpy())  # sample 3 saw 900, not 1
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert manifest["forward_args"] == {"timestep": "column:t"}
+
+
+def test_run_passes_a_constant_and_refuses_another_on_resume(noisy_folder, tmp_path, capsys):
+    pytest.importorskip("zarr")
+    from areacam.runs import open_run
+
+    name, folder, _ = noisy_folder
+    assert _run(name, folder, tmp_path / "run", "--forward-arg", "timestep=10") == 0
+    model = sys.modules[name].build()
+    x = read_images([str(folder / f"n{i}.png") for i in range(2)], (16, 16), 3)
+    ref = ac.GradCAM(model, LAYER)(x, ac.Area(box=(2, 2, 10, 10)), forward_kwargs={"timestep": 10})
+    assert np.array_equal(np.asarray(open_run(tmp_path / "run").maps[0:2]), ref.maps.numpy())
+    capsys.readouterr()
+    assert _run(name, folder, tmp_path / "run", "--forward-arg", "timestep=11") == 2
+    assert "forward_args" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("forward", "labels", "message"),
+    [
+        ("timestep=column:t", False, "reads a column of the --labels table; give --labels"),
+        ("timestep=column:step", True, "has no column 'step'"),
+        ("timestep=1,2", True, "this command takes one value"),
+        ("colour=1", True, "UNet2DModel.forward() does not take these arguments"),
+    ],
+)
+def test_bad_run_forward_args_are_one_line_errors_and_write_nothing(
+    noisy_folder, tmp_path, capsys, forward, labels, message
+):
+    pytest.importorskip("zarr")
+    name, folder, table = noisy_folder
+    extra = ["--labels", str(table)] if labels else []
+    assert _run(name, folder, tmp_path / "run", *extra, "--forward-arg", forward) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_refuses_a_tensor_it_cannot_place_and_takes_it_shared(noisy_folder, tmp_path):
+    pytest.importorskip("zarr")
+    from areacam.app.run import run
+
+    name, folder, _ = noisy_folder
+    model = importlib.import_module(name).build()
+    common = dict(data=str(folder), method="gradcam", target="area:2,2,10,10", layer=LAYER, size=(16, 16), workers=0)
+    with pytest.raises(InputError, match=r"tensor of shape \(2,\).*ac.Shared"):
+        run(model, out=tmp_path / "a", forward_kwargs={"timestep": torch.tensor([1, 2])}, **common)
+    assert not (tmp_path / "a").exists()
+    shared = run(model, out=tmp_path / "b", forward_kwargs={"timestep": ac.Shared(torch.tensor(10))}, **common)
+    plain = run(model, out=tmp_path / "c", forward_kwargs={"timestep": 10}, **common)
+    assert shared["explained"] == plain["explained"] == 4

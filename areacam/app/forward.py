@@ -25,7 +25,7 @@ import torch
 from areacam.app.loading import InputError
 from areacam.core.forward import check_rows
 
-__all__ = ["COLUMN", "FORWARD_ARG_HELP", "add_forward_arg", "parse_forward_args"]
+__all__ = ["COLUMN", "FORWARD_ARG_HELP", "RUN_FORWARD_ARG_HELP", "add_forward_arg", "is_column", "parse_forward_args"]
 
 #: The prefix of a per-sample table column (``areacam run``).
 COLUMN = "column:"
@@ -33,6 +33,11 @@ COLUMN = "column:"
 FORWARD_ARG_HELP = (
     "extra keyword argument of the model's forward, e.g. timestep=10, y=1,7,3 (one per image), "
     "interpolate_pos_encoding=true"
+)
+
+RUN_FORWARD_ARG_HELP = (
+    "extra keyword argument of the model's forward, the same for every sample (timestep=10, "
+    "interpolate_pos_encoding=true) or per sample from a column of the --labels table (y=column:label)"
 )
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -77,6 +82,11 @@ def _value(text: str, item: str, batch: int | None) -> Any:
     except ValueError as err:
         raise InputError(f"--forward-arg {item!r}: {err} (one value per image)") from None
     return tensor
+
+
+def is_column(value: Any) -> bool:
+    """Whether a forward-argument value names a ``--labels`` column (``"column:NAME"``)."""
+    return isinstance(value, str) and value.startswith(COLUMN)
 
 
 def parse_forward_args(items: list[str] | None, batch: int | None, columns: bool = False) -> dict[str, Any]:

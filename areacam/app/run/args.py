@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
+from areacam.app.forward import COLUMN, RUN_FORWARD_ARG_HELP, add_forward_arg, is_column, parse_forward_args
 from areacam.app.loading import InputError
 from areacam.app.run.datasets import EMBEDDED_HELP
 from areacam.app.run.targets import RUN_SPEC_HELP, parse_run_target
@@ -16,7 +19,15 @@ from areacam.app.run.work import METRICS
 from areacam.app.spec import SpecError, get_method
 from areacam.methods.registry import METHODS, Method
 
-__all__ = ["RUN_EXAMPLE", "RunConfig", "add_run_args", "config_from_args", "parse_memory"]
+__all__ = [
+    "RUN_EXAMPLE",
+    "RunConfig",
+    "add_run_args",
+    "check_run_forward_kwargs",
+    "config_from_args",
+    "manifest_forward_kwargs",
+    "parse_memory",
+]
 
 RUN_EXAMPLE = (
     """examples:
@@ -86,6 +97,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="budget for one batch's maps, e.g. 512MB, 2GB (1GB); targets are split to fit",
     )
+    add_forward_arg(parser, RUN_FORWARD_ARG_HELP)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: each process's GPU if any, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -109,8 +121,10 @@ class RunConfig:
     """The arguments of one run, checked (``InputError`` / ``SpecError`` naming the bad value) on creation.
 
     ``model`` is a registry name, ``MODULE:FACTORY`` or a module; ``methods`` and ``targets`` the
-    method names and target SPECs; ``max_memory`` is bytes once checked. The other fields are the
-    command's options (``areacam run --help``).
+    method names and target SPECs; ``max_memory`` is bytes once checked. ``forward_kwargs``: the
+    model's extra keyword arguments, each the same for every batch or ``"column:NAME"``, the sample's
+    value in column ``NAME`` of the ``--labels`` table (a per-sample ``(B,)`` tensor per batch). The
+    other fields are the command's options (``areacam run --help``).
     """
 
     model: str | nn.Module
@@ -132,9 +146,11 @@ class RunConfig:
     max_memory: int = 1 << 30
     device: str | None = None
     progress: bool = True
+    forward_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        self.forward_kwargs = check_run_forward_kwargs(self.forward_kwargs)
         if not self.methods:
             raise SpecError(f"no --method given; valid methods: {', '.join(METHODS)}")
         if not self.targets:
@@ -159,6 +175,33 @@ class RunConfig:
         self.max_memory = parse_memory(self.max_memory)
 
 
+def check_run_forward_kwargs(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The forward keywords of a run, checked: a tensor with a leading dim is refused unless wrapped in
+    :class:`areacam.Shared` (a run's batches are cut from the dataset, so no tensor is "one row per
+    sample" of them; per-sample values come from a ``--labels`` column as ``"column:NAME"``)."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
+        raise InputError(f"forward_kwargs must be a dict with Python identifiers as keys, got {kwargs!r}")
+    for name, value in kwargs.items():
+        if isinstance(value, Tensor) and value.dim() > 0:
+            raise InputError(
+                f"forward_kwargs[{name!r}] is a tensor of shape {tuple(value.shape)}: in a run it could be per "
+                f"sample of the dataset or the same for every batch; wrap it in ac.Shared(...) for the latter, or "
+                f"give per-sample values as a --labels column, {name}='{COLUMN}NAME'"
+            )
+        if is_column(value) and not value[len(COLUMN) :]:
+            raise InputError(f"forward_kwargs[{name!r}] = {value!r}: name the column, e.g. '{COLUMN}label'")
+    return dict(kwargs)
+
+
+def manifest_forward_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The forward keywords as the store's manifest records them (numbers, bools and columns as they are,
+    anything else by its ``repr``), so a resumed run with other arguments is refused."""
+    plain = (bool, int, float, str, type(None))
+    return {k: v if isinstance(v, plain) else repr(v) for k, v in kwargs.items()}
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed ``areacam run`` arguments."""
     return RunConfig(
@@ -181,4 +224,5 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         max_memory=parse_memory(args.max_memory),
         device=args.device,
         progress=not args.no_progress,
+        forward_kwargs=parse_forward_args(args.forward_arg, None, columns=True),
     )

@@ -147,7 +147,8 @@ def _explain_batch(batch: dict, chunk: Chunk, data: RunData, work: Work, dev: to
         return
     x = batch["image"][keep].to(dev, non_blocking=True)
     masks = None if batch["mask"] is None else batch["mask"][keep]
-    result = work(x, batch["label"][keep], masks)
+    columns = {name: values[keep] for name, values in batch["columns"].items()}
+    result = work(x, batch["label"][keep], masks, columns)
     for b, j in enumerate(keep):
         index = batch["index"][j]
         chunk.maps[index - chunk.first] = result["maps"][b]

@@ -1,7 +1,8 @@
 """Inputs of ``areacam run``: a folder of images, ``MODULE:FACTORY`` or an embedded dataset, as samples.
 
 Every dataset here yields dicts ``{"index", "image" (C, H, W) float32, "label" int (-1: none),
-"mask" (H, W) int64 or None, "error" None}``; a sample that cannot be read yields
+"mask" (H, W) int64 or None, "error" None}`` (and ``"columns" {name: number}`` when per-sample
+``--labels`` columns are asked for); a sample that cannot be read yields
 ``{"index", "error": "PATH: why"}`` instead, so one bad file never stops a run. :func:`collate` keeps
 the readable samples as a batch and the bad ones as a list.
 """
@@ -100,9 +101,10 @@ class FolderDataset(Samples):
         channels: int,
         masks: list[str | None] | None,
         labels: list[int] | None,
+        columns: dict[str, list[int | float | None]] | None = None,
     ):
         self.root, self.files, self.size, self.channels = root, files, size, channels
-        self.masks, self.labels = masks, labels
+        self.masks, self.labels, self.columns = masks, labels, columns or {}
 
     def __len__(self) -> int:
         return len(self.files)
@@ -114,9 +116,20 @@ class FolderDataset(Samples):
             image = conform_image(raw, path, self.size, self.channels)
         except Exception as err:
             return _bad(index, path, _message(err))
-        sample = {"index": index, "image": torch.from_numpy(image), "label": -1, "mask": None, "error": None}
+        sample: dict[str, Any] = {
+            "index": index,
+            "image": torch.from_numpy(image),
+            "label": -1,
+            "mask": None,
+            "error": None,
+        }
         if self.labels is not None:
             sample["label"] = self.labels[index]
+        if self.columns:
+            sample["columns"] = {name: values[index] for name, values in self.columns.items()}
+            absent = [name for name, value in sample["columns"].items() if value is None]
+            if absent:
+                return _bad(index, path, f"no value of column {absent[0]!r} in --labels (a --forward-arg reads it)")
         if self.masks is not None:
             mask_path = self.masks[index]
             if mask_path is None:
@@ -157,31 +170,73 @@ def _find_masks(files: list[str], folder: Path) -> list[str | None]:
     return [by_stem.get(rel.rsplit(".", 1)[0]) for rel in files]
 
 
-def _read_labels(path: Path, files: list[str]) -> list[int]:
-    """Labels from a CSV with a header: an id column (``id``, ``path``, ``file`` or ``image``) and ``label``."""
+def _read_labels(
+    path: Path, files: list[str], columns: Sequence[str] = ()
+) -> tuple[list[int] | None, dict[str, list[int | float | None]]]:
+    """Labels and per-sample columns from a CSV with a header: an id column (``id``, ``path``, ``file`` or
+    ``image``), ``label`` and the ``columns`` asked for (``--forward-arg NAME=column:COLUMN``).
+
+    ``label`` may be missing only when ``columns`` are asked for (then there are no labels, ``None``). A
+    file without a row has label -1 and ``None`` in each column. A column holds ints when every value
+    is one, else floats.
+    """
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"--labels {str(path)!r}: not a readable CSV ({err})") from None
-    fields = rows[0].keys() if rows else []
+    fields = list(rows[0].keys()) if rows else []
     key = next((k for k in ("id", "path", "file", "image") if k in fields), None)
-    if key is None or "label" not in fields:
+    if key is None or ("label" not in fields and not columns):
         raise InputError(
             f"--labels {str(path)!r}: needs a header with an id column (id, path, file or image) and 'label'; "
-            f"got {list(fields)}"
+            f"got {fields}"
         )
+    missing = [c for c in columns if c not in fields]
+    if missing:
+        raise InputError(f"--labels {str(path)!r} has no column {missing[0]!r} (--forward-arg); columns: {fields}")
     table: dict[str, int] = {}
+    values: dict[str, dict[str, int | float]] = {c: {} for c in columns}
     for n, row in enumerate(rows, start=2):
-        try:
-            table[row[key].strip()] = int(row["label"])
-        except (TypeError, ValueError):
-            raise InputError(f"--labels {str(path)!r} line {n}: label {row['label']!r} is not an int") from None
-    stems = {k.rsplit(".", 1)[0]: v for k, v in table.items()}
-    return [table.get(rel, stems.get(rel.rsplit(".", 1)[0], -1)) for rel in files]
+        name = (row[key] or "").strip()
+        if "label" in fields:
+            try:
+                table[name] = int(row["label"])
+            except (TypeError, ValueError):
+                raise InputError(f"--labels {str(path)!r} line {n}: label {row['label']!r} is not an int") from None
+        for column in columns:
+            values[column][name] = _cell(row[column], column, n, path)
+    for column in columns:  # ints stay ints only if the whole column is
+        if not all(isinstance(v, int) for v in values[column].values()):
+            values[column] = {k: float(v) for k, v in values[column].items()}
+
+    def per_file(found: dict[str, Any], default: Any) -> list[Any]:
+        stems = {k.rsplit(".", 1)[0]: v for k, v in found.items()}
+        return [found.get(rel, stems.get(rel.rsplit(".", 1)[0], default)) for rel in files]
+
+    labels = per_file(table, -1) if "label" in fields else None
+    return labels, {column: per_file(values[column], None) for column in columns}
 
 
-def _folder(root: Path, size, channels: int, masks: str | None, labels: str | None) -> RunData:
+def _cell(text: str | None, column: str, line: int, path: Path) -> int | float:
+    """One number of a ``--labels`` column: an int, else a finite float."""
+    text = (text or "").strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value):
+        raise InputError(f"--labels {str(path)!r} line {line}: column {column!r} value {text!r} is not a finite number")
+    return value
+
+
+def _folder(
+    root: Path, size, channels: int, masks: str | None, labels: str | None, columns: Sequence[str] = ()
+) -> RunData:
     files = _list_images(root)
     if not files:
         raise InputError(f"--data {str(root)!r}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or below it")
@@ -190,12 +245,12 @@ def _folder(root: Path, size, channels: int, masks: str | None, labels: str | No
         if not Path(masks).is_dir():
             raise InputError(f"--masks {masks!r}: no such folder")
         mask_paths = _find_masks(files, Path(masks))
-    label_list = _read_labels(Path(labels), files) if labels is not None else None
     if labels is not None and not Path(labels).is_file():
         raise InputError(f"--labels {labels!r}: no such file")
-    dataset = FolderDataset(root, files, size, channels, mask_paths, label_list)
+    label_list, column_values = _read_labels(Path(labels), files, columns) if labels is not None else (None, {})
+    dataset = FolderDataset(root, files, size, channels, mask_paths, label_list, column_values)
     paths = [str(root / f) for f in files]
-    has_labels = labels is not None or masks is not None
+    has_labels = label_list is not None or masks is not None
     return RunData(dataset, files, paths, has_labels, masks is not None, f"{len(files)} images in {root}")
 
 
@@ -336,17 +391,31 @@ def _embedded(spec: str, size) -> RunData:
 # -------------------------------------------------------------------------------------------- entry
 
 
-def open_data(spec: str, size, channels: int, masks: str | None = None, labels: str | None = None) -> RunData:
+def open_data(
+    spec: str,
+    size,
+    channels: int,
+    masks: str | None = None,
+    labels: str | None = None,
+    columns: Sequence[str] = (),
+) -> RunData:
     """The samples of ``--data SPEC``: a folder, an embedded name or ``MODULE:FACTORY``.
 
     ``size`` ``(H, W)`` resizes every image (masks by nearest neighbour); ``None`` keeps them as stored.
+    ``columns``: the ``--labels`` columns each sample carries as ``sample["columns"]`` (per-sample
+    forward arguments); they need a folder with ``--labels``.
     """
+    if columns and labels is None:
+        raise InputError(
+            f"--forward-arg ...=column:{columns[0]} reads a column of the --labels table; give --labels "
+            "(and a folder of images as --data)"
+        )
     if not isinstance(spec, str) or not spec:
         raise InputError(f"--data must be a folder, MODULE:FACTORY or one of {EMBEDDED_HELP}; got {spec!r}")
     if (masks is not None or labels is not None) and not Path(spec).is_dir():
         raise InputError("--masks and --labels go with a folder of images as --data")
     if Path(spec).is_dir():
-        return _folder(Path(spec), size, channels, masks, labels)
+        return _folder(Path(spec), size, channels, masks, labels, columns)
     if spec.partition(":")[0] in EMBEDDED:
         return _embedded(spec, size)
     if ":" in spec:
@@ -356,11 +425,24 @@ def open_data(spec: str, size, channels: int, masks: str | None = None, labels: 
 
 def collate(samples: Sequence[dict]) -> dict:
     """A batch of the readable samples (``image (B, C, H, W)``, ``label (B,)``, ``mask (B, H, W)`` or
-    ``None``, ``index`` list) and ``bad``: the unreadable ones, ``(index, error)`` each."""
+    ``None``, ``columns`` ``{name: (B,)}``, ``index`` list) and ``bad``: the unreadable ones, ``(index,
+    error)`` each."""
     good = [s for s in samples if s.get("error") is None]
     bad = [(s["index"], s["error"]) for s in samples if s.get("error") is not None]
-    batch: dict = {"index": [s["index"] for s in good], "bad": bad, "image": None, "label": None, "mask": None}
+    batch: dict = {
+        "index": [s["index"] for s in good],
+        "bad": bad,
+        "image": None,
+        "label": None,
+        "mask": None,
+        "columns": {},
+    }
     if good:
+        for name in good[0].get("columns", {}):
+            values = [s["columns"][name] for s in good]
+            batch["columns"][name] = torch.tensor(
+                values, dtype=torch.int64 if isinstance(values[0], int) else torch.float32
+            )
         batch["image"] = torch.stack([s["image"] for s in good])
         batch["label"] = torch.tensor([s["label"] for s in good], dtype=torch.int64)
         if all(s["mask"] is not None for s in good):

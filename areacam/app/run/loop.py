@@ -8,16 +8,18 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from areacam._util.io import atomic_write
 from areacam._util.optional import require
+from areacam.app.forward import COLUMN, is_column
 from areacam.app.loading import InputError, default_size, input_channels, load_model
-from areacam.app.run.args import RunConfig, parse_memory
+from areacam.app.run.args import RunConfig, check_run_forward_kwargs, manifest_forward_kwargs, parse_memory
 from areacam.app.run.chunks import Log, explain_chunks
 from areacam.app.run.datasets import image_size, open_data
 from areacam.app.run.distributed import Distributed, pick_device
@@ -69,11 +71,13 @@ def run(
     max_memory: str | int = "1GB",
     device: str | None = None,
     progress: bool = True,
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> dict:
     """Explain every sample of ``data`` into the store ``out``; the Python form of ``areacam run``.
 
     ``model`` is a registry name or ``MODULE:FACTORY`` (with ``weights``), or a module; ``method`` and
-    ``target`` one name/SPEC or several; the other arguments are the command's options. Under
+    ``target`` one name/SPEC or several; ``forward_kwargs`` the model's extra keyword arguments (see
+    :class:`~areacam.app.run.args.RunConfig`); the other arguments are the command's options. Under
     ``torchrun`` each process takes its share of the chunks. Returns the summary (rank 0's, on every
     rank): counts of samples done, skipped, already done before this call, and the store's files.
     Raises ``InputError``/``SpecError`` (``ValueError``) on bad arguments before anything is written,
@@ -99,6 +103,7 @@ def run(
         max_memory=parse_memory(max_memory),
         device=device,
         progress=progress,
+        forward_kwargs=check_run_forward_kwargs(forward_kwargs),
     )
     return execute(config)
 
@@ -132,7 +137,8 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
     layer_module = next((method_layer(m, model, config.layer) for m in methods if m.needs_layer), None)
     hw = config.size or default_size(model)
     channels = input_channels(model)
-    data = open_data(config.data, hw, channels, masks=config.masks, labels=config.labels)
+    columns = sorted({v[len(COLUMN) :] for v in config.forward_kwargs.values() if is_column(v)})
+    data = open_data(config.data, hw, channels, masks=config.masks, labels=config.labels, columns=columns)
     shape = image_size(data)
     if shape is None:
         raise InputError(f"--data {config.data!r}: none of the first samples is readable")
@@ -152,6 +158,7 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
         data,
         config.max_memory,
         config.tolerance,
+        config.forward_kwargs,
     )
     try_first(work, data, dev)
     n = len(data.ids)
@@ -171,6 +178,7 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
         "columns": work.columns,
         "metrics": config.metrics,
         "tolerance": config.tolerance,
+        "forward_args": manifest_forward_kwargs(config.forward_kwargs),
         "size": list(hw),
         "channels": channels,
         "dtype": dtype,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,10 +15,12 @@ from torch.utils.data import Sampler
 
 from areacam import metrics as ac_metrics
 from areacam._util.errors import one_line
+from areacam.app.forward import COLUMN, is_column
 from areacam.app.loading import InputError
 from areacam.app.run.datasets import RunData, collate
 from areacam.app.run.targets import SampleSpec, parse_run_target
 from areacam.app.spec import make_explainer, needs_truth
+from areacam.core.forward import forward_args as pack_forward_args
 from areacam.methods.registry import Method
 from areacam.metrics.catalog import names as metric_names
 from areacam.targets.base import Target
@@ -64,8 +67,14 @@ class Work:
         data: RunData,
         max_memory: int,
         tolerance: int = 0,
+        forward_kwargs: Mapping[str, Any] | None = None,
     ):
         self.model, self.methods, self.specs, self.metrics = model, methods, specs, metrics
+        forward_kwargs = dict(forward_kwargs or {})
+        #: ``{keyword: column}`` of the per-sample forward arguments read from the ``--labels`` table.
+        self.column_of = {k: v[len(COLUMN) :] for k, v in forward_kwargs.items() if is_column(v)}
+        #: The forward arguments passed unchanged to every batch.
+        self.constants = {k: v for k, v in forward_kwargs.items() if k not in self.column_of}
         self.tolerance = tolerance
         self.targets = [parse_run_target(spec) for spec in specs]
         self.explainers = [make_explainer(m, model, layer, shape[1:]) for m in methods]
@@ -95,8 +104,22 @@ class Work:
         k = len(self.targets)
         return [list(range(i, min(k, i + size))) for i in range(0, k, size)]
 
-    def __call__(self, x: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None) -> dict[str, np.ndarray]:
-        """``maps (B, J, H, W)`` float32, ``score``/``degenerate`` and metrics ``(B, J)`` for the J columns."""
+    def forward_kwargs(self, columns: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
+        """The forward keywords of one batch: the constants and each column's ``(B,)`` values."""
+        return {**self.constants, **{k: columns[c].to(device) for k, c in self.column_of.items()}}
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor | None,
+        columns: Mapping[str, torch.Tensor] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``maps (B, J, H, W)`` float32, ``score``/``degenerate`` and metrics ``(B, J)`` for the J columns.
+
+        ``columns``: the batch's per-sample ``--labels`` columns ``{name: (B,)}`` the forward arguments read.
+        """
+        kwargs = self.forward_kwargs(columns or {}, x.device)
         targets: list[Target] = [
             t.build(labels.to(x.device), None if masks is None else masks.to(x.device))
             if isinstance(t, SampleSpec)
@@ -107,13 +130,13 @@ class Work:
         groups = self.groups(x.shape[0])
         for explainer in self.explainers:
             for group in groups:
-                expl = explainer(x, [targets[k] for k in group])
+                expl = explainer(x, [targets[k] for k in group], forward_kwargs=kwargs)
                 maps.append(expl.maps.detach().float().cpu())
                 scores.append(expl.scores.detach().float().cpu())
                 degenerate.append(expl.degenerate.detach().cpu())
         out = {"maps": torch.cat(maps, 1), "score": torch.cat(scores, 1), "degenerate": torch.cat(degenerate, 1)}
         if any(isinstance(t, SegmentationError) for t in targets):
-            out["error_pixels"] = self._error_pixels(x, targets).repeat(1, len(self.explainers))
+            out["error_pixels"] = self._error_pixels(x, targets, kwargs).repeat(1, len(self.explainers))
         if self.metrics:
             if masks is None:
                 raise ValueError("the localisation metrics compare maps with masks, but the dataset gave none")
@@ -122,10 +145,10 @@ class Work:
                 out[METRICS[name]] = _metric(name, out["maps"], region, self.tolerance)
         return {k: v.numpy() for k, v in out.items()}
 
-    def _error_pixels(self, x: torch.Tensor, targets: list[Target]) -> torch.Tensor:
+    def _error_pixels(self, x: torch.Tensor, targets: list[Target], kwargs: dict[str, Any]) -> torch.Tensor:
         """``(B, K)`` size of each fp/fn target's error region in one plain forward pass (NaN for other targets)."""
         with torch.no_grad():
-            output = self.model(x)
+            output = pack_forward_args(self.model, x, (), kwargs, "areacam run").run(self.model, x)
         sizes = torch.full((x.shape[0], len(targets)), float("nan"))
         for k, target in enumerate(targets):
             if isinstance(target, SegmentationError):
@@ -140,7 +163,7 @@ def try_first(work: Work, data: RunData, dev: torch.device) -> None:
         if sample.get("error") is None and (not work.needs_label or sample["label"] >= 0):
             batch = collate([sample])
             try:
-                work(batch["image"].to(dev), batch["label"], batch["mask"])
+                work(batch["image"].to(dev), batch["label"], batch["mask"], batch["columns"])
             except (RuntimeError, ValueError, IndexError, TypeError) as err:
                 raise InputError(f"explaining the first sample ({data.ids[i]}) failed: {one_line(err, 300)}") from None
             return
