@@ -208,3 +208,19 @@ def test_run_refuses_a_tensor_it_cannot_place_and_takes_it_shared(noisy_folder, 
     shared = run(model, out=tmp_path / "b", forward_kwargs={"timestep": ac.Shared(torch.tensor(10))}, **common)
     plain = run(model, out=tmp_path / "c", forward_kwargs={"timestep": 10}, **common)
     assert shared["explained"] == plain["explained"] == 4
+
+
+def test_explore_passes_a_timestep_and_equals_the_library_page(denoiser, tmp_path, capsys):
+    name, images = denoiser
+    argv = ["explore", "--model", f"{name}:build", "--image", images[0], "--size", "16", "16", "--layer", LAYER]
+    assert main([*argv, "--show", "image", "--forward-arg", "timestep=10", "--out", str(tmp_path / "e.html")]) == 0
+    model = sys.modules[name].build()
+    x = read_images(images[:1], (16, 16), 3)
+    page = ac.explorer(model, x, LAYER, show="image", forward_kwargs={"timestep": 10})
+    assert (tmp_path / "e.html").read_text(encoding="utf-8") == page
+    assert page != ac.explorer(model, x, LAYER, show="image", forward_kwargs={"timestep": 900})
+    capsys.readouterr()
+    assert main([*argv, "--forward-arg", "colour=1", "--out", str(tmp_path / "f.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not take these arguments" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "f.html").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from areacam.app.forward import add_forward_arg, parse_forward_args
 from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images
 from areacam.inspect.explorer import explorer
 from areacam.methods.field import FieldUnavailable
@@ -53,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.A
         help="draw the output as an image (reconstruction) or by its argmax classes",
     )
     explore.add_argument("--class-names", nargs="+", metavar="NAME", help="one name per output channel")
+    add_forward_arg(explore)
     explore.add_argument(
         "--out", default="areacam_explorer.html", metavar="HTML", help="page to write (default: areacam_explorer.html)"
     )
@@ -96,9 +98,23 @@ def run_explore(args: argparse.Namespace) -> int:
         size = tuple(args.size) if args.size else default_size(model)
         x = read_images([args.image], size, input_channels(model))
     output = int(args.output) if args.output is not None and args.output.lstrip("-").isdigit() else args.output
+    forward_kwargs = parse_forward_args(args.forward_arg, 1)
     try:
-        explorer(model, x, args.layer, path=out, output=output, show=args.show, class_names=args.class_names)
+        explorer(
+            model,
+            x,
+            args.layer,
+            path=out,
+            output=output,
+            show=args.show,
+            class_names=args.class_names,
+            forward_kwargs=forward_kwargs,
+        )
     except FieldUnavailable as err:
+        raise InputError(str(err)) from None
+    except TypeError as err:  # the model's forward refused a --forward-arg (named by the explorer's check)
+        if "does not take these arguments" not in str(err):
+            raise
         raise InputError(str(err)) from None
     except RuntimeError as err:
         raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {err}") from None
