@@ -224,3 +224,24 @@ def test_explore_passes_a_timestep_and_equals_the_library_page(denoiser, tmp_pat
     err = capsys.readouterr().err.strip()
     assert "does not take these arguments" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "f.html").exists()
+
+
+def test_input_channels_reads_configs_without_deprecated_attributes():
+    """diffusers warns on ``model.in_channels`` (a config entry read off the model); the config says it."""
+    import warnings
+
+    import diffusers
+    from transformers import ViTConfig, ViTModel
+
+    from areacam.app.loading import input_channels
+
+    unet = diffusers.UNet2DModel(
+        sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8,),
+        down_block_types=("DownBlock2D",), up_block_types=("UpBlock2D",), norm_num_groups=4,
+    )  # fmt: skip
+    vit = ViTModel(ViTConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                             image_size=8, patch_size=4, num_channels=2))  # fmt: skip
+    volume = torch.nn.Sequential(torch.nn.Conv3d(5, 4, 3), torch.nn.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert (input_channels(unet), input_channels(vit), input_channels(volume)) == (1, 2, 5)

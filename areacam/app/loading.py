@@ -126,12 +126,17 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
 
 
 def input_channels(model: nn.Module) -> int:
-    """Channels the model reads: its ``in_channels`` attribute, else its first convolution's, else 3."""
+    """Channels the model reads: its config's ``in_channels``/``num_channels`` (diffusers, Hugging Face),
+    its ``in_channels`` attribute, else its first convolution's (1-, 2- or 3-D), else 3."""
+    config = getattr(model, "config", None)  # diffusers deprecates reading config entries off the model
+    for value in (getattr(config, "in_channels", None), getattr(config, "num_channels", None)):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
     value = getattr(model, "in_channels", None)
     if isinstance(value, int) and value > 0:
         return value
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.modules.conv._ConvNd):
             return module.in_channels
     return 3
 
