@@ -20,7 +20,16 @@ from torch import Tensor
 from areacam._util.optional import require
 from areacam.metrics.catalog import describe
 
-__all__ = ["aupro", "defined_anomaly_scores", "image_auroc", "overlap_area", "pixel_auroc", "region_labels"]
+__all__ = [
+    "aupro",
+    "check_anomaly_inputs",
+    "defined_anomaly_scores",
+    "image_auroc",
+    "overlap_area",
+    "pixel_auroc",
+    "region_labels",
+    "segments_area",
+]
 
 ArrayLike = Tensor | np.ndarray
 
@@ -104,7 +113,15 @@ def overlap_area(normal: np.ndarray, abnormal: np.ndarray, weights: np.ndarray, 
     above: np.ndarray = np.cumsum(per_index[::-1])[::-1][1:]  # weight of abnormal scores > u_k (those with index > k)
     at: np.ndarray = above + np.bincount(index[tie], weights=w[tie], minlength=values.size)[: values.size]
     total = float(w.sum())
-    above, at = above / total, at / total
+    return segments_area(at_or_above, above_fpr, above / total, at / total, fpr_limit)
+
+
+def segments_area(
+    at_or_above: np.ndarray, above_fpr: np.ndarray, above: np.ndarray, at: np.ndarray, fpr_limit: float
+) -> float:
+    """The curve's area up to ``fpr_limit`` over it, from its segments: one per distinct normal score
+    ``u_k`` (ascending), from ``(above_fpr[k], above[k])`` (the rates of the scores ``> u_k``) to
+    ``(at_or_above[k], at[k])`` (those ``>= u_k``); the segment that crosses the limit is interpolated."""
     inside = at_or_above <= fpr_limit
     area = float(np.sum(0.5 * (above[inside] + at[inside]) * (at_or_above[inside] - above_fpr[inside])))
     crossing = np.flatnonzero(~inside)
