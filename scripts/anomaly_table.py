@@ -26,6 +26,7 @@ from torch import nn
 
 import areacam as ac
 from areacam import models
+from areacam._util.io import atomic_write
 from areacam.models.families import FAMILIES, Batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def write_table(text: str, path: Path) -> None:
     if START not in doc or END not in doc:
         raise SystemExit(f"{path} has no {START} ... {END} markers")
     head, rest = doc.split(START, 1)
-    path.write_text(head + START + "\n" + text + END + rest.split(END, 1)[1])
+    atomic_write(path, head + START + "\n" + text + END + rest.split(END, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sets and few epochs (a smoke run)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     args = parser.parse_args(argv)
     n_train, n_val, n_test, epochs, steps = (64, 16, 32, 1, 4) if args.quick else (2000, 40, 200, 15, 16)
     size, latent, width = 64, 32, 32
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     x_train, _ = ac.data.anomalies(n_train, size=size, random_state=0, share=0.0)
     x_val, m_val = ac.data.anomalies(n_val, size=size, random_state=2, share=0.5)
@@ -166,16 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"{name}: trained and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     command = "python scripts/anomaly_table.py" + (" --quick" if args.quick else "")
+    threads = torch.get_num_threads()
     setup = (
         f"`{command}` ({time.perf_counter() - start:.0f} s, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads): {n_train} normal textures of {size}x{size} for training "
+        f"{threads} thread{'s' if threads > 1 else ''}): {n_train} normal textures of {size}x{size} for training "
         f"({epochs} epochs, latent {latent}, width {width}), {n_test} test images "
         f"({int(m_test.flatten(1).any(1).sum())} abnormal), IG with {steps} steps.\n\n"
     )
     text = setup + table(results, layers)
     print(text)
     if args.json is not None:
-        args.json.write_text(json.dumps({"results": results, "layers": layers}, indent=2) + "\n")
+        atomic_write(args.json, json.dumps({"results": results, "layers": layers}, indent=2) + "\n")
     if not args.no_write:
         write_table(text, ROOT / "docs" / "quality.md")
     return 0
