@@ -165,9 +165,10 @@ def _run(root, out: str, float16: bool, monkeypatch) -> dict:
 
 
 @pytest.mark.parametrize("float16", [False, True], ids=["float32", "float16"])
-def test_run_scores_the_set_from_its_store(tmp_path, monkeypatch, float16):
+def test_run_scores_the_set_from_its_store(tmp_path, monkeypatch, capsys, float16):
     _, masks = _write_set(tmp_path, share=0.5)
     summary = _run(tmp_path, "store", float16, monkeypatch)
+    printed = capsys.readouterr().out
     store = open_run(tmp_path / "store")
     metrics = summary["set_metrics"]
     assert metrics["samples"] == 24 and metrics["unreadable"] == 0
@@ -178,11 +179,13 @@ def test_run_scores_the_set_from_its_store(tmp_path, monkeypatch, float16):
         result = metrics["columns"][column]
         assert result["exact"] is float16
         assert_within(result, reference(maps, masks))
+        assert f"{column}: pixel AUROC {result['pixel_auroc']:.4f}" in printed
 
 
-def test_run_with_all_normal_masks_reports_undefined(tmp_path, monkeypatch):
+def test_run_with_all_normal_masks_reports_undefined(tmp_path, monkeypatch, capsys):
     _write_set(tmp_path, share=0.0)
     summary = _run(tmp_path, "normal", False, monkeypatch)
+    assert "pixel AUROC undefined, AUPRO undefined, image AUROC undefined" in capsys.readouterr().out
     text = (tmp_path / "normal" / "summary.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     for result in summary["set_metrics"]["columns"].values():

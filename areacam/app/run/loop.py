@@ -21,7 +21,7 @@ from areacam.app.run.args import RunConfig, parse_memory
 from areacam.app.run.chunks import Log, explain_chunks
 from areacam.app.run.datasets import RunData, image_size, open_data
 from areacam.app.run.distributed import Distributed, pick_device
-from areacam.app.run.setmetrics import set_metrics
+from areacam.app.run.setmetrics import describe_set_metrics, set_metrics
 from areacam.app.run.work import Work, chunk_len, try_first
 from areacam.app.spec import method_layer
 from areacam.runs.reader import FORMAT, manifest_entries, read_json
@@ -229,6 +229,8 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
             f"{'es' if dist.world > 1 else ''}, {summary['images_per_s']:.1f} images/s; "
             f"maps {tuple(summary['maps_shape'])} {manifest['dtype']} and {summary['table']} in {store}"
         )
+        for line in describe_set_metrics(summary.get("set_metrics")):
+            print(f"areacam run: {line}")
     return dist.share(summary)
 
 

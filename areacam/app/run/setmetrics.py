@@ -27,7 +27,7 @@ from areacam.app.run.datasets import RunData, collate
 from areacam.metrics.anomaly_stream import BINS, AnomalyAccumulator
 from areacam.runs.reader import manifest_entries
 
-__all__ = ["FPR_LIMIT", "set_metrics"]
+__all__ = ["FPR_LIMIT", "describe_set_metrics", "set_metrics"]
 
 #: The false-positive rate AUPRO integrates to (MVTec AD's).
 FPR_LIMIT = 0.3
@@ -75,3 +75,26 @@ def set_metrics(store: Path, data: RunData, columns: list[str], max_memory: int,
         for acc, column in zip(accumulators, group):
             out[columns[column]] = {"error": errors[column]} if acc is None else acc.result(FPR_LIMIT)
     return {"samples": scored, "unreadable": unreadable, "columns": out}
+
+
+def describe_set_metrics(scores: dict | None) -> list[str]:
+    """One line per column of :func:`set_metrics`' result for the terminal (``undefined`` for ``None``)."""
+    if not scores:
+        return []
+
+    def text(value: object, bound: object = None) -> str:
+        if value is None:
+            return "undefined"
+        return f"{value:.4f}" + (f" (+-{bound:.1e})" if bound else "")
+
+    lines = []
+    for column, r in scores["columns"].items():
+        if "error" in r:
+            lines.append(f"{column}: no set metrics ({r['error']})")
+            continue
+        lines.append(
+            f"{column}: pixel AUROC {text(r['pixel_auroc'], r['pixel_auroc_bound'])}, AUPRO "
+            f"{text(r['aupro'], r['aupro_bound'])}, image AUROC {text(r['image_auroc'])} over {r['images']} "
+            f"images ({r['abnormal_images']} abnormal)"
+        )
+    return lines
