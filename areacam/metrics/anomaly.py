@@ -23,6 +23,7 @@ from areacam.metrics.catalog import describe
 __all__ = [
     "aupro",
     "check_anomaly_inputs",
+    "check_fpr_limit",
     "defined_anomaly_scores",
     "image_auroc",
     "overlap_area",
@@ -134,7 +135,7 @@ def segments_area(
     return area / fpr_limit
 
 
-def _check_limit(fpr_limit: object) -> float:
+def check_fpr_limit(fpr_limit: object) -> float:
     if isinstance(fpr_limit, bool) or not isinstance(fpr_limit, (int, float)) or not 0 < fpr_limit <= 1:
         raise ValueError(f"fpr_limit must be a false-positive rate in (0, 1], got {fpr_limit!r}")
     return float(fpr_limit)
@@ -173,7 +174,7 @@ def aupro(maps: ArrayLike, masks: ArrayLike, fpr_limit: float = 0.3) -> float:
     that ranks pixels at random scores about ``fpr_limit / 2``. Undefined (``ValueError``) when the
     masks hold no anomalous pixel or nothing else.
     """
-    limit = _check_limit(fpr_limit)
+    limit = check_fpr_limit(fpr_limit)
     maps, masks = check_anomaly_inputs(maps, masks)
     abnormal, normal = _pixel_counts(maps, masks)
     if abnormal == 0 or normal == 0:
@@ -207,7 +208,7 @@ def image_auroc(maps: ArrayLike, masks: ArrayLike) -> float:
 
 def defined_anomaly_scores(maps: ArrayLike, masks: ArrayLike, fpr_limit: float = 0.3) -> dict[str, float | None]:
     """``{"pixel_auroc", "aupro", "image_auroc"}`` of one set, ``None`` where a metric is undefined."""
-    limit = _check_limit(fpr_limit)
+    limit = check_fpr_limit(fpr_limit)
     maps, masks = check_anomaly_inputs(maps, masks)
     abnormal, normal = _pixel_counts(maps, masks)
     pixels_ok = abnormal > 0 and normal > 0

@@ -28,8 +28,8 @@ import numpy as np
 
 from areacam.metrics.anomaly import (
     ArrayLike,
-    _check_limit,
     check_anomaly_inputs,
+    check_fpr_limit,
     overlap_area,
     region_labels,
     segments_area,
@@ -123,7 +123,7 @@ class AnomalyAccumulator:
         and ``aupro_bound`` (0 when ``exact``), ``exact``, and the counts: ``images``,
         ``abnormal_images``, ``regions``, ``anomalous_pixels``, ``normal_pixels``. ``None`` where
         undefined."""
-        limit = _check_limit(fpr_limit)
+        limit = check_fpr_limit(fpr_limit)
         abnormal, normal = int(self.abnormal.sum()), int(self.normal.sum())
         out: dict[str, float | int | bool | None] = dict.fromkeys(
             ("pixel_auroc", "pixel_auroc_bound", "aupro", "aupro_bound", "image_auroc")
