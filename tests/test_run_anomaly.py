@@ -99,6 +99,8 @@ def test_streamed_float16_values_are_exact(set_of_maps):
     assert result["exact"] and result["pixel_auroc_bound"] == 0 and result["aupro_bound"] == 0
     assert_within(result, reference(maps, masks))
     assert streamed(maps.double(), masks, [])["exact"]
+    # float64 values that round to float16 ones through float32 are not float16 values: not exact.
+    assert not streamed(maps.double() + 2.0**-40, masks, [])["exact"]
 
 
 def test_bound_is_reached_when_a_bin_splits_the_classes():

@@ -101,7 +101,8 @@ class AnomalyAccumulator:
         maps_t, masks_t = check_anomaly_inputs(maps, masks)
         values, truth = maps_t.detach().cpu().float().numpy(), masks_t.cpu().numpy()
         if self.float16:
-            self.float16 = bool((values.astype(np.float16).astype(np.float32) == values).all())
+            # On the values as given: a float64 value rounds to float32 before it is binned.
+            self.float16 = bool((maps_t.half().to(maps_t.dtype) == maps_t).all())
         bins = ordered_bins(values)
         self.normal += np.bincount(bins[~truth], minlength=BINS)
         inside = bins[truth]
