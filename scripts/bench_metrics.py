@@ -125,6 +125,16 @@ def bench_aupro(args: argparse.Namespace) -> None:
     ours = ac.metrics.aupro(maps, masks, fpr_limit=limit)
     t_ours = time.perf_counter() - t0
     t_ours = min(t_ours, timeit(lambda: ac.metrics.aupro(maps, masks, fpr_limit=limit), args.repeats - 1, 0))
+
+    def streamed() -> dict:
+        acc = ac.metrics.AnomalyAccumulator()
+        for first in range(0, args.maps, 32):  # as areacam run reads its store: 32 maps at a time
+            acc.update(maps[first : first + 32], masks[first : first + 32])
+        return acc.result(fpr_limit=limit)
+
+    t_stream = timeit(streamed, args.repeats, 0)
+    stream = streamed()
+    assert abs(stream["aupro"] - ours) <= stream["aupro_bound"] + 1e-9, "the streamed AUPRO is outside its bound"
     subset = max(1, round(args.naive_share * args.maps))
     t0 = time.perf_counter()
     naive, bound = naive_aupro(maps[:subset].numpy(), masks[:subset].numpy(), args.thresholds, limit)
@@ -158,6 +168,11 @@ def bench_aupro(args: argparse.Namespace) -> None:
         "| --- | --- | --- |",
         f"| areacam `aupro`: one partition, one sort, one search | {t_ours:.2f} s | **{t_naive / t_ours:.1f}x** |",
         f"| naive: {args.thresholds} thresholds x (normal pixels + every region) | {t_naive:.2f} s | 1 |",
+        f"| areacam `AnomalyAccumulator`, 32 maps at a time (what `areacam run --masks` does) | {t_stream:.2f} s "
+        f"| {t_naive / t_stream:.1f}x |",
+        "",
+        f"The streamed AUPRO ({stream['aupro']:.6f}) bins the values (2**20 bins) and reports a bound of "
+        f"{stream['aupro_bound']:.1e}; it differs from `aupro`'s by {abs(stream['aupro'] - ours):.1e}.",
     ]
     text = "\n".join(lines)
     print(text)
