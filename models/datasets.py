@@ -1,4 +1,4 @@
-"""The data each reference model trains on: embedded digits, generated shapes, volumes and signals."""
+"""The data each reference model trains on: embedded digits, generated shapes, volumes, signals and textures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from areacam import data as ac_data
 
 __all__ = ["DATASETS", "DISTRACTOR_SHARE", "base_data", "load_data"]
 
-DATASETS = ("digits", "shapes", "shapes-distractor", "volumes", "signals")
+DATASETS = ("digits", "shapes", "shapes-distractor", "volumes", "signals", "textures")
 
 #: Share of ``shapes-distractor`` images that hold a distractor (``areacam.data.shapes(distractor=...)``).
 DISTRACTOR_SHARE = 0.6
@@ -34,7 +34,8 @@ def load_data(
     Volumes: ``x (N, 1, S, S, S)``, ``y`` the object's class, ``m (N, S, S, S)`` masks. Signals (``size`` is
     the length): ``x_train`` the clean signals (an autoencoder learns normal data only), ``x_test`` the
     test signals with their anomaly, ``clean_test`` without it, ``a_test (N, L)`` bool anomaly windows;
-    ``y`` all zero.
+    ``y`` all zero. Textures (``areacam.data.anomalies``): ``x_train`` normal textures only, ``x_test``
+    half of them with an anomaly at ``m_test (N, S, S)`` bool masks (empty for normal ones); ``y`` all zero.
     """
     if data == "digits":
         x_tr, y_tr = ac_data.digits("train", size=size, random_state=random_state)
@@ -82,5 +83,17 @@ def load_data(
             y_test=zeros[n_train:],
             clean_test=clean[n_train:],
             a_test=a[n_train:],
+        )
+    if data == "textures":
+        n_train = 1000 if n_train is None else n_train
+        n_test = 200 if n_test is None else n_test
+        x_tr, _ = ac_data.anomalies(n_train, size=size, random_state=random_state, share=0.0)
+        x_te, m_te = ac_data.anomalies(n_test, size=size, random_state=random_state + 1, share=0.5)
+        return dict(
+            x_train=x_tr,
+            y_train=torch.zeros(n_train, dtype=torch.int64),
+            x_test=x_te,
+            y_test=torch.zeros(n_test, dtype=torch.int64),
+            m_test=m_te,
         )
     raise ValueError(f"unknown data {data!r}; valid data sets: {', '.join(DATASETS)}")

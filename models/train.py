@@ -1,6 +1,7 @@
 """Deterministic training loop for the reference models: ``train(model, data, epochs, out, random_state, ...)``.
 
-One function trains any registered model on ``"digits"``, ``"shapes"``, ``"volumes"`` or ``"signals"``:
+One function trains any registered model on ``"digits"``, ``"shapes"``, ``"volumes"``, ``"signals"`` or
+``"textures"`` (normal textures of ``areacam.data.anomalies``, for the autoencoders):
 
 * ``classifier``: cross-entropy on the image labels; reports test accuracy.
 * ``fcn`` / ``unet``: pixel cross-entropy on the shapes masks (4 classes: background + 3 shapes); reports
@@ -74,6 +75,8 @@ _BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("reconstruction", "digits"): dict(epochs=30, batch_size=64, lr=1e-3, size=32, n_train=None, n_test=None),
     ("reconstruction", "shapes"): dict(epochs=20, batch_size=64, lr=1e-3, size=32, n_train=2000, n_test=500),
     ("reconstruction", "signals"): dict(epochs=10, batch_size=64, lr=3e-3, size=256, n_train=1000, n_test=200),
+    ("reconstruction", "textures"): dict(epochs=10, batch_size=64, lr=1e-3, size=64, n_train=1000, n_test=200),
+    ("generative", "textures"): dict(epochs=10, batch_size=64, lr=1e-3, size=64, n_train=1000, n_test=200),
 }
 _MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "vaegan": dict(lr=5e-4),
@@ -178,8 +181,8 @@ def train(
 
     Args:
         model: a name from :func:`models.names`.
-        data: ``"digits"``, ``"shapes"`` (or ``"shapes-distractor"``), ``"volumes"`` (``unet3d``) or
-            ``"signals"`` (``signal_ae``).
+        data: ``"digits"``, ``"shapes"`` (or ``"shapes-distractor"``), ``"volumes"`` (``unet3d``),
+            ``"signals"`` (``signal_ae``) or ``"textures"`` (the image autoencoders: normal textures only).
         epochs, batch_size, lr, size, n_train, n_test: ``None`` takes :func:`defaults`.
         out: directory for ``epoch_XXX.pt`` checkpoints and ``metrics.json``; ``None`` writes nothing.
         random_state: seeds the weights init and the batch order (the run is deterministic for a fixed

@@ -27,6 +27,7 @@ EXPECTED = [
     "area_gradcam_vae.png",
     "area_gradcam_vaegan.png",
     "methods_vae_recon_error.png",
+    "anomaly_textures.png",
     "segment_fcn.png",
     "segment_unet.png",
     "segment_errors.png",

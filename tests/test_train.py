@@ -211,3 +211,16 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _cli(["--model", "vea", "--data", "digits", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and "invalid choice: 'vea'" in capsys.readouterr().err
+
+
+def test_textures_train_on_normal_images_and_test_on_half_abnormal():
+    """``"textures"``: the training textures are those of ``anomalies(share=0)``; the test set is another
+    seed's, half abnormal, with its exact masks."""
+    import areacam as ac
+
+    d = T.load_data("textures", 32, 6, 8)
+    assert torch.equal(d["x_train"], ac.data.anomalies(6, size=32, random_state=0, share=0.0)[0])
+    x_test, m_test = ac.data.anomalies(8, size=32, random_state=1, share=0.5)
+    assert torch.equal(d["x_test"], x_test) and torch.equal(d["m_test"], m_test)
+    assert int(d["m_test"].flatten(1).any(1).sum()) == 4 and "m_train" not in d
+    assert T.defaults("ae", "textures")["size"] == 64

@@ -11,13 +11,15 @@ ac.metrics.aupro(anomaly_maps, masks)                            # (N, H, W) map
 ```
 
 One module per category (:mod:`~.faithfulness`, :mod:`~.localisation`, :mod:`~.complexity`,
-:mod:`~.similarity`, :mod:`~.randomisation`; set-level anomaly localisation in :mod:`~.anomaly`); a
+:mod:`~.similarity`, :mod:`~.randomisation`; set-level anomaly localisation in :mod:`~.anomaly`, streamed
+over a set too large to hold in :mod:`~.anomaly_stream`); a
 new metric goes into the module of its category with ``@describe(name, category,
 higher_is_better=...)`` (:mod:`~.catalog`), which the rankings, the evaluation report and the
 command line read.
 """
 
 from areacam.metrics.anomaly import aupro, image_auroc, pixel_auroc
+from areacam.metrics.anomaly_stream import AnomalyAccumulator
 from areacam.metrics.catalog import METRICS, MetricInfo
 from areacam.metrics.complexity import entropy, sparseness
 from areacam.metrics.evaluation import Evaluation, evaluate
@@ -32,6 +34,7 @@ from areacam.metrics.similarity import spearman, ssim
 
 __all__ = [
     "METRICS",
+    "AnomalyAccumulator",
     "Curves",
     "Evaluation",
     "LayerRanking",

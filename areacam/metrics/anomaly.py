@@ -20,7 +20,17 @@ from torch import Tensor
 from areacam._util.optional import require
 from areacam.metrics.catalog import describe
 
-__all__ = ["aupro", "defined_anomaly_scores", "image_auroc", "overlap_area", "pixel_auroc", "region_labels"]
+__all__ = [
+    "aupro",
+    "check_anomaly_inputs",
+    "check_fpr_limit",
+    "defined_anomaly_scores",
+    "image_auroc",
+    "overlap_area",
+    "pixel_auroc",
+    "region_labels",
+    "segments_area",
+]
 
 ArrayLike = Tensor | np.ndarray
 
@@ -104,7 +114,15 @@ def overlap_area(normal: np.ndarray, abnormal: np.ndarray, weights: np.ndarray, 
     above: np.ndarray = np.cumsum(per_index[::-1])[::-1][1:]  # weight of abnormal scores > u_k (those with index > k)
     at: np.ndarray = above + np.bincount(index[tie], weights=w[tie], minlength=values.size)[: values.size]
     total = float(w.sum())
-    above, at = above / total, at / total
+    return segments_area(at_or_above, above_fpr, above / total, at / total, fpr_limit)
+
+
+def segments_area(
+    at_or_above: np.ndarray, above_fpr: np.ndarray, above: np.ndarray, at: np.ndarray, fpr_limit: float
+) -> float:
+    """The curve's area up to ``fpr_limit`` over it, from its segments: one per distinct normal score
+    ``u_k`` (ascending), from ``(above_fpr[k], above[k])`` (the rates of the scores ``> u_k``) to
+    ``(at_or_above[k], at[k])`` (those ``>= u_k``); the segment that crosses the limit is interpolated."""
     inside = at_or_above <= fpr_limit
     area = float(np.sum(0.5 * (above[inside] + at[inside]) * (at_or_above[inside] - above_fpr[inside])))
     crossing = np.flatnonzero(~inside)
@@ -117,7 +135,7 @@ def overlap_area(normal: np.ndarray, abnormal: np.ndarray, weights: np.ndarray, 
     return area / fpr_limit
 
 
-def _check_limit(fpr_limit: object) -> float:
+def check_fpr_limit(fpr_limit: object) -> float:
     if isinstance(fpr_limit, bool) or not isinstance(fpr_limit, (int, float)) or not 0 < fpr_limit <= 1:
         raise ValueError(f"fpr_limit must be a false-positive rate in (0, 1], got {fpr_limit!r}")
     return float(fpr_limit)
@@ -156,7 +174,7 @@ def aupro(maps: ArrayLike, masks: ArrayLike, fpr_limit: float = 0.3) -> float:
     that ranks pixels at random scores about ``fpr_limit / 2``. Undefined (``ValueError``) when the
     masks hold no anomalous pixel or nothing else.
     """
-    limit = _check_limit(fpr_limit)
+    limit = check_fpr_limit(fpr_limit)
     maps, masks = check_anomaly_inputs(maps, masks)
     abnormal, normal = _pixel_counts(maps, masks)
     if abnormal == 0 or normal == 0:
@@ -190,7 +208,7 @@ def image_auroc(maps: ArrayLike, masks: ArrayLike) -> float:
 
 def defined_anomaly_scores(maps: ArrayLike, masks: ArrayLike, fpr_limit: float = 0.3) -> dict[str, float | None]:
     """``{"pixel_auroc", "aupro", "image_auroc"}`` of one set, ``None`` where a metric is undefined."""
-    limit = _check_limit(fpr_limit)
+    limit = check_fpr_limit(fpr_limit)
     maps, masks = check_anomaly_inputs(maps, masks)
     abnormal, normal = _pixel_counts(maps, masks)
     pixels_ok = abnormal > 0 and normal > 0

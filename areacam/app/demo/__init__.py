@@ -40,6 +40,7 @@ def _train_all(ctx: Context) -> list[Figure]:
 
 def _stages() -> list[Stage]:
     from areacam.app.demo import (
+        anomaly,
         autoencoder,
         classifier,
         errors,
@@ -72,6 +73,7 @@ def _stages() -> list[Stage]:
             (autoencoder.method_comparison,),
             ("methods_vae_recon_error.png",),
         ),
+        Stage("where is the anomaly", (anomaly.anomaly_panel,), ("anomaly_textures.png",)),
         Stage(
             "segmentation debugging",
             (

@@ -20,6 +20,7 @@ class ModelSpec:
 
 _CLS = dict(width=8, hidden=64)
 _VAE = dict(width=16, latent_dim=8)
+_TEXTURE_AE = dict(width=8, latent_dim=16)
 _FCN = dict(backbone="alexnet", head="8s", head_width=64)
 _UNET = dict(encoder_name="resnet18", encoder_depth=4, decoder_channels=[32, 16, 16, 8])
 
@@ -90,6 +91,21 @@ MODELS: dict[str, ModelSpec] = {
         "volumes",
         quick=dict(epochs=2, n_train=32, n_test=8, size=16, batch_size=8, lr=5e-3, model_kwargs=dict(width=6)),
         full=dict(epochs=4, n_train=64, n_test=16, size=24, batch_size=8, lr=5e-3, model_kwargs=dict(width=4)),
+    ),
+    # Anomaly localisation: an autoencoder on normal textures (areacam.data.anomalies), small on purpose.
+    "texture_ae": ModelSpec(
+        "ae",
+        "textures",
+        quick=dict(epochs=2, n_train=192, n_test=32, size=32, batch_size=32, lr=2e-3, model_kwargs=_TEXTURE_AE),
+        full=dict(
+            epochs=10,
+            n_train=1000,
+            n_test=96,
+            size=32,
+            batch_size=64,
+            lr=2e-3,
+            model_kwargs=dict(width=16, latent_dim=32),
+        ),
     ),
     "signal_ae": ModelSpec(
         "signal_ae",

@@ -21,8 +21,9 @@ from areacam.app.forward import COLUMN, is_column
 from areacam.app.loading import InputError, default_size, input_channels, load_model
 from areacam.app.run.args import RunConfig, check_run_forward_kwargs, manifest_forward_kwargs, parse_memory
 from areacam.app.run.chunks import Log, explain_chunks
-from areacam.app.run.datasets import image_size, open_data
+from areacam.app.run.datasets import RunData, image_size, open_data
 from areacam.app.run.distributed import Distributed, pick_device
+from areacam.app.run.setmetrics import describe_set_metrics, set_metrics
 from areacam.app.run.work import Work, chunk_len, try_first
 from areacam.app.spec import method_layer
 from areacam.runs.reader import FORMAT, manifest_entries, read_json
@@ -207,7 +208,9 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
             if (store / "summary.json").is_file():  # finished before: report it, change nothing
                 summary = {**read_json(store / "summary.json"), "explained_now": 0, "done_before": before}
             else:  # killed after the last commit, before the summary
-                summary = _finish(store, manifest, dist, before=before, now=0, seconds=0.0, started=started)
+                summary = _finish(
+                    store, manifest, dist, before=before, now=0, seconds=0.0, started=started, data=data, options=config
+                )
         summary = dist.share(summary)
         if dist.rank == 0:
             print(
@@ -225,20 +228,34 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
     summary = None
     if dist.rank == 0:
         now = sum(chunk_len(c, chunk_size, n) for c in pending)
-        summary = _finish(store, manifest, dist, before=before, now=now, seconds=seconds, started=started)
+        summary = _finish(
+            store, manifest, dist, before=before, now=now, seconds=seconds, started=started, data=data, options=config
+        )
         print(
             f"areacam run: {summary['explained']} samples explained ({now} now, {before} before), "
             f"{summary['skipped']} skipped (see {store / 'run.log'}), {dist.world} process"
             f"{'es' if dist.world > 1 else ''}, {summary['images_per_s']:.1f} images/s; "
             f"maps {tuple(summary['maps_shape'])} {manifest['dtype']} and {summary['table']} in {store}"
         )
+        for line in describe_set_metrics(summary.get("set_metrics")):
+            print(f"areacam run: {line}")
     return dist.share(summary)
 
 
 def _finish(
-    store: Path, config: dict, dist: Distributed, *, before: int, now: int, seconds: float, started: float
+    store: Path,
+    config: dict,
+    dist: Distributed,
+    *,
+    before: int,
+    now: int,
+    seconds: float,
+    started: float,
+    data: RunData,
+    options: RunConfig,
 ) -> dict:
-    """Rank 0: the table and summary.json from the manifest (the source of truth)."""
+    """Rank 0: the table and summary.json from the manifest (the source of truth); with masks, the
+    set-level anomaly metrics of every column, streamed from the store (``set_metrics``)."""
     entries = list(manifest_entries(store))
     missing = sorted(set(range(config["chunks"])) - {e["chunk"] for e in entries})
     if missing:
@@ -260,5 +277,8 @@ def _finish(
         "table": table,
         "columns": config["columns"],
     }
+    if data.has_masks:
+        summary["set_metrics"] = set_metrics(store, data, config["columns"], options.max_memory, options.workers)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     atomic_write(store / "summary.json", json.dumps(summary, indent=1), durable=True)
     return summary
