@@ -41,11 +41,18 @@ def machine() -> str:
     )
 
 
-def parse_record_args(doc: str) -> argparse.Namespace:
-    """``--repeats`` and ``--no-record``, shared by the benchmarks that record a table; sets 2 threads."""
+def parse_record_args(doc: str, cases: str = "") -> argparse.Namespace:
+    """``--repeats`` and ``--no-record``, shared by the benchmarks that record a table; sets 2 threads.
+
+    ``cases`` (e.g. ``"abcde"``) adds ``--case``: run only the cases named (``args.case``, all by default).
+    """
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-record", action="store_true", help="print only; leave docs/performance.md alone")
+    if cases:
+        parser.add_argument(
+            "--case", nargs="+", choices=list(cases), default=list(cases), help="run only these cases (default: all)"
+        )
     args = parser.parse_args()
     torch.set_num_threads(2)
     return args
