@@ -243,3 +243,66 @@ def test_missing_nibabel_names_the_extra(user, scan, tmp_path, capsys, monkeypat
     out = tmp_path / "out"
     argv = ["explain", "--model", f"{user}:build", "--image", scan, "--method", "gradcam", "--layer", "3"]
     _refused(capsys, out, [*argv, "--target", "segment:1", "--out", str(out)], "nibabel", "areacam[medical]")
+
+
+def test_run_over_a_folder_of_scans_with_label_volumes(user, tmp_path):
+    pytest.importorskip("zarr")
+    rng = np.random.default_rng(3)
+    folder, labels = tmp_path / "scans", tmp_path / "labels"
+    names = [("a.nii.gz", "a.nii.gz"), ("b.nii.gz", "b.nii"), ("sub/c.nii", "sub/c.nii.gz")]
+    truths = []
+    for k, (scan_name, label_name) in enumerate(names):
+        (folder / scan_name).parent.mkdir(parents=True, exist_ok=True)
+        (labels / label_name).parent.mkdir(parents=True, exist_ok=True)
+        _write(folder / scan_name, rng.normal(size=SHAPE).astype(np.float32))
+        truth = np.zeros(SHAPE, dtype=np.uint8)
+        truth[2 + k : 8, 3:9, 1 : 5 + k] = 1
+        _write(labels / label_name, truth)
+        truths.append(torch.from_numpy(truth.astype(np.int64)))
+    _write(folder / "other_grid.nii.gz", rng.normal(size=(9, 9, 9)).astype(np.float32))
+    _write(labels / "other_grid.nii.gz", np.zeros((9, 9, 9), dtype=np.uint8))
+    store = tmp_path / "run.zarr"
+    argv = ["run", "--model", f"{user}:build", "--data", str(folder), "--masks", str(labels), "--method", "gradcam"]
+    argv += ["--layer", "3", "--target", "segment:1", "area:mask:1", "fp:1", "--out", str(store)]
+    assert main([*argv, "--batch-size", "4", "--workers", "0", "--no-progress"]) == 0
+    result = ac.open_run(store)
+    assert list(result.ids) == ["a.nii.gz", "b.nii.gz", "sub/c.nii"]  # the scan on another grid is skipped
+    maps = np.asarray(result.maps[:])
+    assert maps.shape == (3, 3, *SHAPE)
+    # Rule 1: the same batch of three scans (the one on another grid is a bad sample, left out of the batch)
+    # and the same targets, built from each scan's label volume.
+    x = torch.cat([_read(folder / name) for name, _ in names])
+    truth = torch.stack(truths)
+    targets = [ac.Segment(1), ac.Area(mask=(truth > 0).float(), channel=1), ac.FalsePositive(1, truth)]
+    expected = _library(user, "build", x, targets, "3")
+    assert_identical(torch.from_numpy(maps), expected.maps, "the run's maps of three scans")
+    log = (store / "run.log").read_text()
+    assert "other_grid.nii.gz: its grid (9, 9, 9) is not the run's (12, 10, 8)" in log, log
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--target", "area:1,2,3,4"], ["Z0,Y0,X0,Z1,Y1,X1"]),
+        (["--target", "segment:1", "--size", "8", "8"], ["--size", "own grid"]),
+        (["--target", "segment:1", "--transform", "{user}:crop_silently"], ["changed the grid"]),
+    ],
+)
+def test_run_bad_input_is_one_line_and_writes_nothing(user, scan, tmp_path, capsys, extra, words):
+    pytest.importorskip("zarr")
+    store = tmp_path / "run.zarr"
+    argv = ["run", "--model", f"{user}:build", "--data", str(tmp_path), "--method", "gradcam", "--layer", "3"]
+    assert main([*argv, "--out", str(store), "--workers", "0", *(e.format(user=user) for e in extra)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("areacam run: error:"), err
+    assert all(word in err for word in words), err
+    assert not store.exists()
+
+
+def test_run_transform_needs_volumes(user, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8), dtype=np.uint8))
+    argv = ["run", "--model", f"{user}:build", "--data", str(tmp_path), "--method", "gradcam", "--layer", "3"]
+    argv += ["--target", "segment:1", "--transform", f"{user}:scale", "--out", str(tmp_path / "run.zarr")]
+    assert main(argv) == 2
+    assert "--transform is the preprocessing of NIfTI volumes" in capsys.readouterr().err

@@ -1,9 +1,10 @@
-"""Inputs of ``areacam run``: a folder of images, ``MODULE:FACTORY`` or an embedded dataset, as samples.
+"""Inputs of ``areacam run``: a folder of images or NIfTI volumes, ``MODULE:FACTORY`` or an embedded
+dataset, as samples.
 
 Every dataset here yields dicts ``{"index", "image" (C, H, W) float32, "label" int (-1: none),
-"mask" (H, W) int64 or None, "error" None}``; a sample that cannot be read yields
-``{"index", "error": "PATH: why"}`` instead, so one bad file never stops a run. :func:`collate` keeps
-the readable samples as a batch and the bad ones as a list.
+"mask" (H, W) int64 or None, "error" None}`` (``(C, D, H, W)`` and ``(D, H, W)`` for volumes); a
+sample that cannot be read yields ``{"index", "error": "PATH: why"}`` instead, so one bad file never
+stops a run. :func:`collate` keeps the readable samples as a batch and the bad ones as a list.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from areacam.app.loading import InputError, conform_image, import_factory, read_array
+from areacam.app.nifti import Transform, is_nifti, read_label_volume, read_scan
 
-__all__ = ["IMAGE_EXTENSIONS", "RunData", "collate", "open_data"]
+__all__ = ["IMAGE_EXTENSIONS", "RunData", "collate", "holds_volumes", "open_data"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 EMBEDDED = ("shapes", "digits")
@@ -129,6 +131,49 @@ class FolderDataset(Samples):
         return _label_from_mask(sample)
 
 
+class VolumeFolder(Samples):
+    """NIfTI scans (:func:`~areacam.app.nifti.read_scan`, through ``transform``), optionally with NIfTI label
+    volumes on the explained grid and CSV labels. Every scan must give the grid of the first (one store
+    shape); one that does not is a bad sample."""
+
+    def __init__(
+        self,
+        root: Path,
+        files: list[str],
+        channels: int,
+        masks: list[str | None] | None,
+        labels: list[int] | None,
+        transform: Transform | None,
+    ):
+        self.root, self.files, self.channels, self.transform = root, files, channels, transform
+        self.masks, self.labels, self.size = masks, labels, None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        path = str(self.root / self.files[index])
+        try:
+            scan = read_scan(path, self.channels, self.transform)
+        except Exception as err:
+            return _bad(index, path, _message(err))
+        if self.size is not None and scan.spatial != tuple(self.size):
+            why = f"its grid {scan.spatial} is not the run's {tuple(self.size)} (one grid per store; resample it)"
+            return _bad(index, path, why)
+        sample = {"index": index, "image": scan.tensor()[0], "label": -1, "mask": None, "error": None}
+        if self.labels is not None:
+            sample["label"] = self.labels[index]
+        if self.masks is not None:
+            mask_path = self.masks[index]
+            if mask_path is None:
+                return _bad(index, path, "no label volume with the same relative path in the mask folder")
+            try:
+                sample["mask"] = read_label_volume(mask_path, scan.spatial)
+            except Exception as err:
+                return _bad(index, mask_path, _message(err))
+        return _label_from_mask(sample)
+
+
 def _label_from_mask(sample: dict) -> dict:
     """Without a label, a sample's class is the one its mask marks (the largest class number in it)."""
     if sample["label"] < 0 and sample["mask"] is not None and int(sample["mask"].max()) > 0:
@@ -145,16 +190,26 @@ def _list_images(root: Path) -> list[str]:
     files = [
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+        if (p.suffix.lower() in IMAGE_EXTENSIONS or is_nifti(p)) and p.is_file() and not p.name.startswith(".")
     ]
     return sorted(files)
+
+
+def holds_volumes(data: str) -> bool:
+    """Whether ``--data`` is a folder holding NIfTI volumes (a run of volumes)."""
+    return Path(data).is_dir() and any(is_nifti(f) for f in _list_images(Path(data)))
+
+
+def _stem(rel: str) -> str:
+    """A relative path without its extension (``.nii.gz`` counts as one)."""
+    return rel[: -len(".nii.gz")] if rel.lower().endswith(".nii.gz") else rel.rsplit(".", 1)[0]
 
 
 def _find_masks(files: list[str], folder: Path) -> list[str | None]:
     by_stem: dict[str, str] = {}
     for rel in _list_images(folder):
-        by_stem.setdefault(rel.rsplit(".", 1)[0], str(folder / rel))
-    return [by_stem.get(rel.rsplit(".", 1)[0]) for rel in files]
+        by_stem.setdefault(_stem(rel), str(folder / rel))
+    return [by_stem.get(_stem(rel)) for rel in files]
 
 
 def _read_labels(path: Path, files: list[str]) -> list[int]:
@@ -177,14 +232,23 @@ def _read_labels(path: Path, files: list[str]) -> list[int]:
             table[row[key].strip()] = int(row["label"])
         except (TypeError, ValueError):
             raise InputError(f"--labels {str(path)!r} line {n}: label {row['label']!r} is not an int") from None
-    stems = {k.rsplit(".", 1)[0]: v for k, v in table.items()}
-    return [table.get(rel, stems.get(rel.rsplit(".", 1)[0], -1)) for rel in files]
+    stems = {_stem(k): v for k, v in table.items()}
+    return [table.get(rel, stems.get(_stem(rel), -1)) for rel in files]
 
 
-def _folder(root: Path, size, channels: int, masks: str | None, labels: str | None) -> RunData:
+def _folder(
+    root: Path, size, channels: int, masks: str | None, labels: str | None, transform: Transform | None = None
+) -> RunData:
     files = _list_images(root)
     if not files:
         raise InputError(f"--data {str(root)!r}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or below it")
+    volumes = [is_nifti(f) for f in files]
+    if any(volumes) and not all(volumes):
+        raise InputError(f"--data {str(root)!r} mixes NIfTI volumes and 2-D images; give a folder of one kind")
+    if any(volumes) and size is not None:
+        raise InputError("--size resizes images; volumes are read on their own grid (resample them in --transform)")
+    if transform is not None and not any(volumes):
+        raise InputError("--transform is the preprocessing of NIfTI volumes; --data holds none")
     mask_paths = None
     if masks is not None:
         if not Path(masks).is_dir():
@@ -193,10 +257,15 @@ def _folder(root: Path, size, channels: int, masks: str | None, labels: str | No
     label_list = _read_labels(Path(labels), files) if labels is not None else None
     if labels is not None and not Path(labels).is_file():
         raise InputError(f"--labels {labels!r}: no such file")
-    dataset = FolderDataset(root, files, size, channels, mask_paths, label_list)
+    dataset: Samples = (
+        VolumeFolder(root, files, channels, mask_paths, label_list, transform)
+        if any(volumes)
+        else FolderDataset(root, files, size, channels, mask_paths, label_list)
+    )
     paths = [str(root / f) for f in files]
     has_labels = labels is not None or masks is not None
-    return RunData(dataset, files, paths, has_labels, masks is not None, f"{len(files)} images in {root}")
+    what = "NIfTI volumes" if any(volumes) else "images"
+    return RunData(dataset, files, paths, has_labels, masks is not None, f"{len(files)} {what} in {root}")
 
 
 # ------------------------------------------------------------------------------------- user datasets
@@ -336,8 +405,16 @@ def _embedded(spec: str, size) -> RunData:
 # -------------------------------------------------------------------------------------------- entry
 
 
-def open_data(spec: str, size, channels: int, masks: str | None = None, labels: str | None = None) -> RunData:
-    """The samples of ``--data SPEC``: a folder, an embedded name or ``MODULE:FACTORY``.
+def open_data(
+    spec: str,
+    size,
+    channels: int,
+    masks: str | None = None,
+    labels: str | None = None,
+    transform: Transform | None = None,
+) -> RunData:
+    """The samples of ``--data SPEC``: a folder (of images, or of NIfTI volumes read through ``transform``),
+    an embedded name or ``MODULE:FACTORY``.
 
     ``size`` ``(H, W)`` resizes every image (masks by nearest neighbour); ``None`` keeps them as stored.
     """
@@ -345,8 +422,10 @@ def open_data(spec: str, size, channels: int, masks: str | None = None, labels: 
         raise InputError(f"--data must be a folder, MODULE:FACTORY or one of {EMBEDDED_HELP}; got {spec!r}")
     if (masks is not None or labels is not None) and not Path(spec).is_dir():
         raise InputError("--masks and --labels go with a folder of images as --data")
+    if transform is not None and not Path(spec).is_dir():
+        raise InputError("--transform is the preprocessing of NIfTI volumes: give a folder of them as --data")
     if Path(spec).is_dir():
-        return _folder(Path(spec), size, channels, masks, labels)
+        return _folder(Path(spec), size, channels, masks, labels, transform)
     if spec.partition(":")[0] in EMBEDDED:
         return _embedded(spec, size)
     if ":" in spec:
