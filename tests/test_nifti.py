@@ -60,6 +60,19 @@ def broken(array, affine):
     raise KeyError("no such intensity window")
 
 
+class Gained(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = build()
+
+    def forward(self, x, gain):
+        return self.net(x) * gain.view(-1, 1, 1, 1, 1)
+
+
+def gained():
+    return Gained()
+
+
 not_a_function = 3
 """
 
@@ -164,6 +177,18 @@ def test_a_transform_that_changes_the_grid_and_says_so(user, scan, tmp_path):
         assert image.shape == (SHAPE[0] - 1, *SHAPE[1:])
         assert np.allclose(image.affine, shifted, rtol=0, atol=1e-5)  # stored as float32 in the sform
         assert_identical(torch.from_numpy(np.asarray(image.dataobj)), expected.maps[0, k], SPECS[k])
+
+
+def test_per_volume_forward_args(user, scan, tmp_path):
+    other = _write(tmp_path / "other.nii.gz", np.random.default_rng(4).normal(size=SHAPE).astype(np.float32))
+    out = tmp_path / "out"
+    assert _explain(user, "gained", [scan, other], out, "--forward-arg", "gain=2,3", layer="net.3") == 0
+    entries = json.loads((out / "scores.json").read_text())["volumes"]
+    for path, gain, entry in zip((scan, other), (2, 3), entries):
+        model = sys.modules[user].gained().eval()
+        kwargs = {"gain": torch.tensor([gain])}
+        expected = ac.GradCAM(model, "net.3")(_read(path), TARGETS, forward_kwargs=kwargs)
+        assert [t["score"] for t in entry["targets"]] == [float(v) for v in expected.scores[0]]
 
 
 def test_four_d_data_with_channels_last(user, tmp_path):

@@ -203,9 +203,9 @@ def _explain_volumes(args: argparse.Namespace, method: Method) -> int:
         "layer": args.layer,
         "transform": args.transform,
         "forward_args": list(args.forward_arg),
-        "volumes": [],
     }
     files: dict[str, object] = {}
+    entries: list[dict] = []
     for b, (stem, scan, expl) in enumerate(zip(_unique_stems(args.image), scans, results)):
         entry = {"volume": args.image[b], "shape": list(scan.spatial), "affine": scan.affine.tolist(), "targets": []}
         for k, spec in enumerate(args.target):
@@ -226,8 +226,8 @@ def _explain_volumes(args: argparse.Namespace, method: Method) -> int:
                     "raw": f"{base}_raw.npy",
                 }
             )
-        report["volumes"].append(entry)  # type: ignore[attr-defined]  # a list, built just above
-    files["scores.json"] = report
+        entries.append(entry)
+    files["scores.json"] = {**report, "volumes": entries}
     write_all(out, files)
     print(f"areacam explain: wrote {len(files)} files to {out}")
     return 0
