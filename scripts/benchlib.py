@@ -28,6 +28,21 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float
     return statistics.median(times)
 
 
+def timeit_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each ``fn()`` in seconds, the functions run in turn in every round, so that a
+    change of load on a shared machine falls on all of them rather than on whichever ran then."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 #: The 1-minute load average when the benchmark started: figures taken above 1 are not idle figures.
 LOAD_BEFORE = os.getloadavg()[0]
 
