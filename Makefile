@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_lime.py --threads 2 --append
 	$(PY) scripts/bench_filters.py --threads 2 --append
 	$(PY) scripts/bench_metrics.py
+	$(PY) scripts/memory_volume.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache site

@@ -28,6 +28,21 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float
     return statistics.median(times)
 
 
+def timeit_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each ``fn()`` in seconds, the functions run in turn in every round, so that a
+    change of load on a shared machine falls on all of them rather than on whichever ran then."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 #: The 1-minute load average when the benchmark started: figures taken above 1 are not idle figures.
 LOAD_BEFORE = os.getloadavg()[0]
 
@@ -41,11 +56,18 @@ def machine() -> str:
     )
 
 
-def parse_record_args(doc: str) -> argparse.Namespace:
-    """``--repeats`` and ``--no-record``, shared by the benchmarks that record a table; sets 2 threads."""
+def parse_record_args(doc: str, cases: str = "") -> argparse.Namespace:
+    """``--repeats`` and ``--no-record``, shared by the benchmarks that record a table; sets 2 threads.
+
+    ``cases`` (e.g. ``"abcde"``) adds ``--case``: run only the cases named (``args.case``, all by default).
+    """
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-record", action="store_true", help="print only; leave docs/performance.md alone")
+    if cases:
+        parser.add_argument(
+            "--case", nargs="+", choices=list(cases), default=list(cases), help="run only these cases (default: all)"
+        )
     args = parser.parse_args()
     torch.set_num_threads(2)
     return args

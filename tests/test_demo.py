@@ -252,6 +252,7 @@ def test_guides_run_as_written(tmp_path, monkeypatch):
         "guide-datasets.md",
         "guide-detection.md",
         "guide-generative.md",
+        "guide-medical.md",
         "guide-segmentation.md",
         "guide-training.md",
         "guide-transformers.md",

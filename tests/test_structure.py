@@ -234,6 +234,7 @@ EXTRAS = {
     "pytorch_lightning",
     "tensorboard",
     "torchmetrics",
+    "nibabel",
 }
 
 
@@ -332,6 +333,7 @@ def test_every_core_function_and_metric_runs_or_names_its_extra_without_any_extr
         ("ac.data.shapes(2)", "data"),
         ("from areacam import models; models.create('unet', num_classes=2)", "seg"),
         ("ac.callbacks.ExplainEveryEpoch", "lightning"),
+        ("from areacam.app.nifti import read_scan; read_scan('scan.nii.gz', 1)", "medical"),
     ],
 )
 def test_a_missing_extra_names_itself(bare_site, code, extra, tmp_path):

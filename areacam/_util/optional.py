@@ -20,6 +20,7 @@ EXTRAS = {
     "scipy": "metrics",
     "lightning": "lightning",
     "tensorboard": "lightning",
+    "nibabel": "medical",
 }
 
 

@@ -12,10 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from areacam._util.errors import one_line
 from areacam.app.forward import add_forward_arg, parse_forward_args
-from areacam.app.loading import InputError, default_size, input_channels, load_model, read_images, read_labels
+from areacam.app.loading import (
+    InputError,
+    default_size,
+    forward_error,
+    input_channels,
+    load_model,
+    read_images,
+    read_labels,
+)
+from areacam.app.nifti import is_nifti, load_transform, nifti_writer, read_label_volume, read_scan
 from areacam.app.spec import (
     NO_TRUTH_YET,
     SPEC_HELP,
@@ -25,8 +34,9 @@ from areacam.app.spec import (
     needs_truth,
     parse_targets,
 )
-from areacam.methods.registry import METHODS
+from areacam.methods.registry import METHODS, Method
 from areacam.viz.images import COLORMAPS, save_figure, save_png
+from areacam.viz.volumes import volume_figure
 
 __all__ = ["add_parser", "run_explain", "slug", "write_all"]
 
@@ -36,6 +46,12 @@ EXPLAIN_EXAMPLE = (
       --method gradcam --layer encoder.relu3 --target area:8,8,24,24 recon-error --out expl
   areacam explain --model mypkg.nets:build --image cat.jpg --size 224 224 \\
       --method gradcam++ --layer layer4 --target class class:281
+  areacam explain --model mypkg.nets:unet3d --weights unet3d.pt --image scan.nii.gz \\
+      --transform mypkg.prep:scale --method gradcam --layer model.decoder --target area:10,20,20,30,40,40:1
+
+NIfTI volumes (.nii, .nii.gz; pip install 'areacam[medical]') are read at their own grid, values as
+stored, axes (Z, Y, X) = the stored voxel axes (i, j, k); each map is written as NIfTI with the scan's
+affine and shape, beside a PNG of three slices through the target.
 
 target SPECs: """
     + SPEC_HELP
@@ -53,7 +69,9 @@ def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.A
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_args(explain)
-    explain.add_argument("--image", nargs="+", required=True, metavar="PATH", help="image files (PNG, JPEG...)")
+    explain.add_argument(
+        "--image", nargs="+", required=True, metavar="PATH", help="image files (PNG, JPEG...) or NIfTI volumes"
+    )
     explain.add_argument("--method", required=True, metavar="NAME", help=f"one of: {', '.join(METHODS)}")
     explain.add_argument("--layer", metavar="NAME", help="layer for CAM methods (see 'areacam layers')")
     explain.add_argument("--target", nargs="+", required=True, metavar="SPEC", help=SPEC_HELP)
@@ -61,7 +79,14 @@ def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.A
         "--mask",
         nargs="+",
         metavar="PATH",
-        help="the truth of fp:/fn: targets: label images (pixel value = class), one per --image",
+        help="the truth of fp:/fn: targets: label images (pixel value = class), one per --image; "
+        "NIfTI label volumes on the explained grid for NIfTI inputs",
+    )
+    explain.add_argument(
+        "--transform",
+        metavar="MODULE:FN",
+        help="the model's preprocessing of NIfTI volumes: FN(array (C, D, H, W), affine (4, 4)) returns the "
+        "array on the same grid, or (array, affine) when it changes the grid",
     )
     add_forward_arg(explain)
     explain.add_argument("--out", default="areacam_out", metavar="DIR", help="output folder (default: areacam_out)")
@@ -69,12 +94,20 @@ def add_parser(sub: argparse._SubParsersAction, model_args: Callable[[argparse.A
 
 
 def slug(text: str) -> str:
+    """``text`` as a file-name part: runs of anything but letters and digits become one ``-``."""
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "target"
 
 
 def run_explain(args: argparse.Namespace) -> int:
     """``areacam explain``: check everything, compute all maps, then write them at once."""
     method = get_method(args.method)
+    volumes = [is_nifti(path) for path in args.image]
+    if any(volumes):
+        if not all(volumes):
+            raise InputError("--image mixes NIfTI volumes and 2-D images; explain them in separate calls")
+        return _explain_volumes(args, method)
+    if getattr(args, "transform", None):
+        raise InputError("--transform is the preprocessing of NIfTI volumes; no .nii/.nii.gz --image was given")
     truth_given = bool(getattr(args, "mask", None))
     if truth_given and not needs_truth(args.target):
         raise InputError("--mask is the truth of fp:CLS / fn:CLS targets; no such --target was given")
@@ -95,7 +128,7 @@ def run_explain(args: argparse.Namespace) -> int:
     try:
         expl = explainer(x, targets, forward_kwargs=forward_kwargs)
     except RuntimeError as err:
-        raise InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}") from None
+        raise forward_error(err, x) from None
     overlays = expl.overlay(x, colormap=args.colormap)
     report = {
         "model": args.model,
@@ -133,10 +166,84 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_volumes(args: argparse.Namespace, method: Method) -> int:
+    """``areacam explain`` on NIfTI volumes: one call per volume, each map written as NIfTI on its grid."""
+    truth_given = bool(getattr(args, "mask", None))
+    if truth_given and not needs_truth(args.target):
+        raise InputError("--mask is the truth of fp:CLS / fn:CLS targets; no such --target was given")
+    if truth_given and len(args.mask) != len(args.image):
+        raise InputError(f"--mask takes one file per --image: got {len(args.mask)} masks for {len(args.image)} volumes")
+    parse_targets(args.target, truth=NO_TRUTH_YET[None] if truth_given else None, dims=3)
+    if args.size:
+        raise InputError("--size resizes images; a volume is read on its own grid (resample it in --transform)")
+    if args.colormap not in COLORMAPS:
+        raise InputError(f"unknown --colormap {args.colormap!r}; e.g. jet, viridis, inferno")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {args.out!r} exists and is not a folder")
+    transform = load_transform(args.transform) if args.transform else None
+    model = load_model(args.model, args.weights)
+    layer = method_layer(method, model, args.layer)
+    scans = [read_scan(path, input_channels(model), transform) for path in args.image]
+    labels = [read_label_volume(m, s.spatial) for m, s in zip(args.mask, scans)] if truth_given else None
+    forward_kwargs = parse_forward_args(args.forward_arg, len(scans))
+    results = []
+    for b, scan in enumerate(scans):
+        targets = parse_targets(args.target, truth=labels[b][None] if labels else None, dims=3)
+        x = scan.tensor()
+        explainer = make_explainer(method, model, layer, scan.spatial)
+        try:
+            results.append(explainer(x, targets, forward_kwargs=_one_sample(forward_kwargs, b, len(scans))))
+        except RuntimeError as err:
+            raise forward_error(err, x) from None
+    report: dict[str, object] = {
+        "model": args.model,
+        "weights": args.weights,
+        "method": method.name,
+        "layer": args.layer,
+        "transform": args.transform,
+        "forward_args": list(args.forward_arg),
+    }
+    files: dict[str, object] = {}
+    entries: list[dict] = []
+    for b, (stem, scan, expl) in enumerate(zip(_unique_stems(args.image), scans, results)):
+        entry = {"volume": args.image[b], "shape": list(scan.spatial), "affine": scan.affine.tolist(), "targets": []}
+        for k, spec in enumerate(args.target):
+            base = f"{stem}_{method.name.replace('+', 'p')}_{k}_{slug(spec)}"
+            files[f"{base}.png"] = volume_figure(
+                scan.array, expl.maps[0, k : k + 1], expl.targets[k], titles=[spec], colormap=args.colormap
+            )
+            files[f"{base}_map.nii.gz"] = nifti_writer(expl.maps[0, k].numpy(), scan)
+            files[f"{base}_raw.npy"] = expl.raw[0, k].detach().float().numpy()
+            entry["targets"].append(
+                {
+                    "spec": spec,
+                    "target": repr(expl.targets[k]),
+                    "score": float(expl.scores[0, k]),
+                    "degenerate": bool(expl.degenerate[0, k]),
+                    "slices": f"{base}.png",
+                    "map": f"{base}_map.nii.gz",
+                    "raw": f"{base}_raw.npy",
+                }
+            )
+        entries.append(entry)
+    files["scores.json"] = {**report, "volumes": entries}
+    write_all(out, files)
+    print(f"areacam explain: wrote {len(files)} files to {out}")
+    return 0
+
+
+def _one_sample(kwargs: dict[str, object], b: int, count: int) -> dict[str, object]:
+    """The ``--forward-arg`` values of volume ``b`` of ``count``: a per-volume ``(count,)`` tensor gives its row."""
+    rows = {n: v for n, v in kwargs.items() if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == count}
+    return {name: rows[name][b : b + 1] if name in rows else value for name, value in kwargs.items()}
+
+
 def _unique_stems(paths: list[str]) -> list[str]:
     stems: list[str] = []
     for path in paths:
-        stem = slug(Path(path).stem)
+        name = Path(path).name
+        stem = slug(name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(path).stem)
         stems.append(stem if stem not in stems else f"{stem}-{len(stems)}")
     return stems
 
@@ -144,14 +251,17 @@ def _unique_stems(paths: list[str]) -> list[str]:
 def write_all(out: Path, files: dict[str, object]) -> None:
     """Write every file into a temp folder next to ``out``, then move them in (no partial output).
 
-    A value is drawn by its file's suffix: ``.png`` a matplotlib figure or an ``(H, W, 3)`` uint8 image,
-    ``.npy`` an array, anything else JSON.
+    A callable value is called with the file's path (a NIfTI writer, :func:`areacam.app.nifti.nifti_writer`);
+    any other value is drawn by its file's suffix: ``.png`` a matplotlib figure or an ``(H, W, 3)`` uint8
+    image, ``.npy`` an array, anything else JSON.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".areacam-", dir=out.parent))
     try:
         for name, value in files.items():
-            if name.endswith(".png") and hasattr(value, "savefig"):
+            if callable(value):
+                value(tmp / name)
+            elif name.endswith(".png") and hasattr(value, "savefig"):
                 save_figure(value, tmp / name)
             elif name.endswith(".png"):
                 save_png(tmp / name, np.asarray(value))

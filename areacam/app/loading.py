@@ -46,18 +46,22 @@ def forward_error(err: Exception, x: torch.Tensor) -> InputError:
     return InputError(f"the model failed on inputs of shape {tuple(x.shape)}: {one_line(err)}")
 
 
-def import_factory(spec: str) -> object:
+def import_factory(spec: str, flag: str = "--model", form: str = "a registry name or MODULE:FACTORY") -> object:
+    """The attribute ``FACTORY`` of ``MODULE`` (a dotted name or a ``.py`` file) named by ``MODULE:FACTORY``.
+
+    ``flag`` and ``form`` name the command-line option in the errors (``--model``, ``--transform``).
+    """
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
-        raise InputError(f"--model {spec!r}: expected a registry name or MODULE:FACTORY")
+        raise InputError(f"{flag} {spec!r}: expected {form}")
     if module_name.endswith(".py") or os.sep in module_name:
         path = Path(module_name)
         if not path.is_file():
-            raise InputError(f"--model {spec!r}: no such file {module_name!r}")
+            raise InputError(f"{flag} {spec!r}: no such file {module_name!r}")
         unique = f"_areacam_user_{abs(hash(str(path.resolve())))}"
         loader = importlib.util.spec_from_file_location(unique, path)
         if loader is None or loader.loader is None:
-            raise InputError(f"--model {spec!r}: cannot import {module_name!r}")
+            raise InputError(f"{flag} {spec!r}: cannot import {module_name!r}")
         module = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(module)
     else:
@@ -66,9 +70,9 @@ def import_factory(spec: str) -> object:
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            raise InputError(f"--model {spec!r}: cannot import module {module_name!r} ({err})") from None
+            raise InputError(f"{flag} {spec!r}: cannot import module {module_name!r} ({err})") from None
     if not hasattr(module, attr):
-        raise InputError(f"--model {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        raise InputError(f"{flag} {spec!r}: module {module_name!r} has no attribute {attr!r}")
     return getattr(module, attr)
 
 

@@ -14,6 +14,15 @@ SPEC grammar (one target per SPEC)::
     fn:CLS                             FalseNegative(CLS, truth): pixels of CLS in the truth painted otherwise
 
 ``fp`` and ``fn`` need the truth: integer label images (``--mask``), passed as ``truth``.
+
+For volumes (``dims=3``: NIfTI inputs) a box and a pixel have one coordinate per axis ``(Z, Y, X)``, the
+volume's stored axes ``(i, j, k)``::
+
+    area:Z0,Y0,X0,Z1,Y1,X1[:CH]        Area(box=...), stops exclusive
+    pixel:Z,Y,X[:CH]                   Pixel(Z, Y, X)
+    recon-error[:Z0,Y0,X0,Z1,Y1,X1]
+
+and ``detection`` (2-D boxes of a detector) is refused.
 """
 
 from __future__ import annotations
@@ -55,8 +64,13 @@ __all__ = [
 
 SPEC_HELP = (
     "class[:INDEX] | area:TOP,LEFT,BOTTOM,RIGHT[:CH] | pixel:Y,X[:CH] | segment:CLS | latent:K | "
-    "recon-error[:TOP,LEFT,BOTTOM,RIGHT] | detection:X1,Y1,X2,Y2[:LABEL] | fp:CLS | fn:CLS"
+    "recon-error[:TOP,LEFT,BOTTOM,RIGHT] | detection:X1,Y1,X2,Y2[:LABEL] | fp:CLS | fn:CLS; "
+    "volumes (NIfTI): area:Z0,Y0,X0,Z1,Y1,X1[:CH] | pixel:Z,Y,X[:CH] | recon-error[:Z0,Y0,X0,Z1,Y1,X1]"
 )
+
+#: The coordinates of a box and of a pixel, by number of spatial dims.
+_BOX = {2: "TOP,LEFT,BOTTOM,RIGHT", 3: "Z0,Y0,X0,Z1,Y1,X1"}
+_PIXEL = {2: "Y,X", 3: "Z,Y,X"}
 
 
 #: Stands for the truth while ``fp:`` / ``fn:`` SPECs are checked, before the label images are read.
@@ -85,20 +99,23 @@ def _int(text: str, what: str, spec: str) -> int:
         raise SpecError(f"bad target {spec!r}: {what} must be an int, got {text!r}") from None
 
 
-def _box(text: str, spec: str) -> tuple[int, ...]:
+def _box(text: str, spec: str, dims: int = 2) -> tuple[int, ...]:
     try:
-        return check_box(_ints(text, 4, "the box TOP,LEFT,BOTTOM,RIGHT", spec))
+        return check_box(_ints(text, 2 * dims, f"the box {_BOX[dims]}", spec))
     except ValueError as error:  # the targets' own box check, reworded for the command line
         if isinstance(error, SpecError):
             raise
         raise SpecError(f"bad target {spec!r}: {error}") from None
 
 
-def parse_target(spec: str, truth: Tensor | None = None) -> Target:
+def parse_target(spec: str, truth: Tensor | None = None, dims: int = 2) -> Target:
     """Turn one SPEC string into a :class:`~areacam.targets.Target` (``SpecError`` if malformed).
 
-    ``truth`` is the ``(B, H, W)`` integer labels ``fp:CLS`` and ``fn:CLS`` compare the prediction with.
+    ``truth`` is the ``(B, H, W)`` (or ``(B, D, H, W)``) integer labels ``fp:CLS`` and ``fn:CLS`` compare the
+    prediction with; ``dims`` the input's spatial dims: 2 for images, 3 for volumes.
     """
+    if dims not in _BOX:
+        raise ValueError(f"dims must be 2 (images) or 3 (volumes), got {dims!r}")
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError(f"empty target spec; expected one of: {SPEC_HELP}")
     kind, _, rest = spec.strip().partition(":")
@@ -110,15 +127,15 @@ def parse_target(spec: str, truth: Tensor | None = None) -> Target:
         return Class(_int(args[0], "INDEX", spec) if args else None)
     if kind in ("area", "pixel"):
         if not 1 <= len(args) <= 2:
-            form = "area:TOP,LEFT,BOTTOM,RIGHT[:CH]" if kind == "area" else "pixel:Y,X[:CH]"
+            form = f"area:{_BOX[dims]}[:CH]" if kind == "area" else f"pixel:{_PIXEL[dims]}[:CH]"
             raise SpecError(f"bad target {spec!r}: expected {form}")
         channel = _int(args[1], "CH", spec) if len(args) == 2 else None
         if kind == "area":
-            return Area(box=_box(args[0], spec), channel=channel)
-        y, x = _ints(args[0], 2, "Y,X", spec)
-        if min(y, x) < 0:
+            return Area(box=_box(args[0], spec, dims), channel=channel)
+        where = _ints(args[0], dims, _PIXEL[dims], spec)
+        if min(where) < 0:
             raise SpecError(f"bad target {spec!r}: pixel coordinates must be >= 0")
-        return Pixel(y, x, channel=channel)
+        return Pixel(*where, channel=channel)
     if kind in ("segment", "latent"):
         if len(args) != 1:
             raise SpecError(f"bad target {spec!r}: expected {kind}:{'CLS' if kind == 'segment' else 'K'}")
@@ -135,6 +152,8 @@ def parse_target(spec: str, truth: Tensor | None = None) -> Target:
         if truth is None:
             raise SpecError(f"target {spec!r} compares the prediction with the truth: pass --mask label images")
         return (FalsePositive if kind == "fp" else FalseNegative)(cls, truth)
+    if kind == "detection" and dims != 2:
+        raise SpecError(f"bad target {spec!r}: detection boxes are 2-D (a detector's image boxes), not for volumes")
     if kind == "detection":
         if not 1 <= len(args) <= 2:
             raise SpecError(f"bad target {spec!r}: expected detection:X1,Y1,X2,Y2[:LABEL]")
@@ -145,16 +164,17 @@ def parse_target(spec: str, truth: Tensor | None = None) -> Target:
         return Detection((x1, y1, x2, y2), label=label)
     if kind in ("recon-error", "recon_error", "reconstruction-error"):
         if len(args) > 1:
-            raise SpecError(f"bad target {spec!r}: expected recon-error or recon-error:TOP,LEFT,BOTTOM,RIGHT")
-        return ReconstructionError(box=_box(args[0], spec) if args else None)
+            raise SpecError(f"bad target {spec!r}: expected recon-error or recon-error:{_BOX[dims]}")
+        return ReconstructionError(box=_box(args[0], spec, dims) if args else None)
     raise SpecError(f"unknown target kind {kind!r} in {spec!r}; expected one of: {SPEC_HELP}")
 
 
-def parse_targets(specs: list[str], truth: Tensor | None = None) -> list[Target]:
-    """Parse every SPEC (all are checked before anything runs); ``truth`` as for :func:`parse_target`."""
+def parse_targets(specs: list[str], truth: Tensor | None = None, dims: int = 2) -> list[Target]:
+    """Parse every SPEC (all are checked before anything runs); ``truth`` and ``dims`` as for
+    :func:`parse_target`."""
     if not specs:
         raise SpecError(f"no --target given; expected one or more of: {SPEC_HELP}")
-    return [parse_target(spec, truth) for spec in specs]
+    return [parse_target(spec, truth, dims) for spec in specs]
 
 
 def needs_truth(specs: list[str]) -> bool:

@@ -75,7 +75,7 @@ def prepare_store(store: Path, config: dict, shape: tuple[int, ...], chunk_size:
         dtype=dtype,
         fill_value=0,
         compressors=ZstdCodec(level=3),
-        dimension_names=("sample", "map", "y", "x"),
+        dimension_names=("sample", "map", *("z", "y", "x")[5 - len(shape) :]),  # (N, K, [z,] y, x)
     )
     (store / "manifest").mkdir(exist_ok=True)
     atomic_write(run_json, json.dumps(config, indent=1), durable=True)

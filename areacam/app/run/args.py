@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from areacam.app.forward import COLUMN, RUN_FORWARD_ARG_HELP, add_forward_arg, is_column, parse_forward_args
 from areacam.app.loading import InputError
-from areacam.app.run.datasets import EMBEDDED_HELP
+from areacam.app.run.datasets import EMBEDDED_HELP, holds_volumes
 from areacam.app.run.targets import RUN_SPEC_HELP, parse_run_target
 from areacam.app.run.work import METRICS
 from areacam.app.spec import SpecError, get_method
@@ -36,7 +36,9 @@ RUN_EXAMPLE = (
   torchrun --nproc_per_node=2 -m areacam run ...the same arguments...   # 2 processes, one store
   areacam report run.zarr --by pointing_game_0
 
-DATA: a folder of images (recursive: PNG, JPEG, TIFF, BMP, .npy) with optional --masks/--labels;
+DATA: a folder of images (recursive: PNG, JPEG, TIFF, BMP, .npy) with optional --masks/--labels, or a
+folder of NIfTI volumes (.nii, .nii.gz; one grid for all, SPECs in (Z, Y, X), --masks: NIfTI label
+volumes, --transform: the model's preprocessing);
 MODULE:FACTORY returning a Dataset of image tensors or (image, label_or_mask); or """
     + EMBEDDED_HELP
     + """
@@ -53,6 +55,12 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DATA", help="folder, MODULE:FACTORY, shapes or digits")
     parser.add_argument("--masks", metavar="DIR", help="folder of masks, same relative paths as --data")
     parser.add_argument("--labels", metavar="CSV", help="CSV with columns id (relative path) and label")
+    parser.add_argument(
+        "--transform",
+        metavar="MODULE:FN",
+        help="the model's preprocessing of NIfTI volumes: FN(array (C, D, H, W), affine (4, 4)) returns the "
+        "array on the same grid, or (array, affine)",
+    )
     parser.add_argument(
         "--size",
         nargs=2,
@@ -136,6 +144,7 @@ class RunConfig:
     layer: str | None = None
     masks: str | None = None
     labels: str | None = None
+    transform: str | None = None
     size: tuple[int, ...] | None = None
     metrics: list[str] = field(default_factory=list)
     tolerance: int = 0
@@ -155,8 +164,12 @@ class RunConfig:
             raise SpecError(f"no --method given; valid methods: {', '.join(METHODS)}")
         if not self.targets:
             raise SpecError(f"no --target given; expected one or more of: {RUN_SPEC_HELP}")
+        #: The samples' spatial dims: 3 for a folder of NIfTI volumes, else 2.
+        self.dims = 3 if holds_volumes(self.data) else 2
+        if self.transform is not None and self.dims != 3:
+            raise InputError("--transform is the preprocessing of NIfTI volumes: give a folder of them as --data")
         for spec in self.targets:
-            parse_run_target(spec)
+            parse_run_target(spec, self.dims)
         self.method_specs: list[Method] = [get_method(name) for name in self.methods]
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
@@ -168,6 +181,8 @@ class RunConfig:
                 raise InputError(f"{name} must be a positive int, got {value!r}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise InputError(f"--workers must be an int >= 0, got {self.workers!r}")
+        if self.size is not None and self.dims == 3:
+            raise InputError("--size resizes images; volumes are read on their own grid (resample them in --transform)")
         if self.size is not None:
             if len(self.size) != 2 or min(self.size) < 1:
                 raise InputError(f"--size must be two positive ints H W, got {list(self.size)}")
@@ -214,6 +229,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         layer=args.layer,
         masks=args.masks,
         labels=args.labels,
+        transform=args.transform,
         size=tuple(args.size) if args.size else None,
         metrics=list(args.metrics),
         tolerance=args.tolerance,

@@ -1,15 +1,15 @@
-"""Inputs of ``areacam run``: a folder of images, ``MODULE:FACTORY`` or an embedded dataset, as samples.
+"""Inputs of ``areacam run``: a folder of images or NIfTI volumes, ``MODULE:FACTORY`` or an embedded
+dataset, as samples.
 
 Every dataset here yields dicts ``{"index", "image" (C, H, W) float32, "label" int (-1: none),
-"mask" (H, W) int64 or None, "error" None}`` (and ``"columns" {name: number}`` when per-sample
-``--labels`` columns are asked for); a sample that cannot be read yields
-``{"index", "error": "PATH: why"}`` instead, so one bad file never stops a run. :func:`collate` keeps
-the readable samples as a batch and the bad ones as a list.
+"mask" (H, W) int64 or None, "error" None}`` (``(C, D, H, W)`` and ``(D, H, W)`` for volumes; and
+``"columns" {name: number}`` when per-sample ``--labels`` columns are asked for); a sample that cannot
+be read yields ``{"index", "error": "PATH: why"}`` instead, so one bad file never stops a run.
+:func:`collate` keeps the readable samples as a batch and the bad ones as a list.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from areacam.app.loading import InputError, conform_image, import_factory, read_array
+from areacam.app.nifti import Transform, is_nifti, read_label_volume, read_scan
+from areacam.app.run.table import Columns, path_stem, read_labels
 
-__all__ = ["IMAGE_EXTENSIONS", "RunData", "collate", "open_data"]
+__all__ = ["IMAGE_EXTENSIONS", "RunData", "collate", "holds_volumes", "open_data"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 EMBEDDED = ("shapes", "digits")
@@ -101,7 +103,7 @@ class FolderDataset(Samples):
         channels: int,
         masks: list[str | None] | None,
         labels: list[int] | None,
-        columns: dict[str, list[int | float | None]] | None = None,
+        columns: Columns | None = None,
     ):
         self.root, self.files, self.size, self.channels = root, files, size, channels
         self.masks, self.labels, self.columns = masks, labels, columns or {}
@@ -116,20 +118,12 @@ class FolderDataset(Samples):
             image = conform_image(raw, path, self.size, self.channels)
         except Exception as err:
             return _bad(index, path, _message(err))
-        sample: dict[str, Any] = {
-            "index": index,
-            "image": torch.from_numpy(image),
-            "label": -1,
-            "mask": None,
-            "error": None,
-        }
+        sample = {"index": index, "image": torch.from_numpy(image), "label": -1, "mask": None, "error": None}
         if self.labels is not None:
             sample["label"] = self.labels[index]
-        if self.columns:
-            sample["columns"] = {name: values[index] for name, values in self.columns.items()}
-            absent = [name for name, value in sample["columns"].items() if value is None]
-            if absent:
-                return _bad(index, path, f"no value of column {absent[0]!r} in --labels (a --forward-arg reads it)")
+        absent = _add_columns(sample, self.columns)
+        if absent:
+            return _bad(index, path, absent)
         if self.masks is not None:
             mask_path = self.masks[index]
             if mask_path is None:
@@ -140,6 +134,62 @@ class FolderDataset(Samples):
                 return _bad(index, mask_path, _message(err))
             sample["mask"] = torch.from_numpy(_resize_mask(mask, self.size))
         return _label_from_mask(sample)
+
+
+class VolumeFolder(Samples):
+    """NIfTI scans (:func:`~areacam.app.nifti.read_scan`, through ``transform``), optionally with NIfTI label
+    volumes on the explained grid and CSV labels. Every scan must give the grid of the first (one store
+    shape); one that does not is a bad sample."""
+
+    def __init__(
+        self,
+        root: Path,
+        files: list[str],
+        channels: int,
+        masks: list[str | None] | None,
+        labels: list[int] | None,
+        transform: Transform | None,
+        columns: Columns | None = None,
+    ):
+        self.root, self.files, self.channels, self.transform = root, files, channels, transform
+        self.masks, self.labels, self.size, self.columns = masks, labels, None, columns or {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        path = str(self.root / self.files[index])
+        try:
+            scan = read_scan(path, self.channels, self.transform)
+        except Exception as err:
+            return _bad(index, path, _message(err))
+        if self.size is not None and scan.spatial != tuple(self.size):
+            why = f"its grid {scan.spatial} is not the run's {tuple(self.size)} (one grid per store; resample it)"
+            return _bad(index, path, why)
+        sample = {"index": index, "image": scan.tensor()[0], "label": -1, "mask": None, "error": None}
+        if self.labels is not None:
+            sample["label"] = self.labels[index]
+        absent = _add_columns(sample, self.columns)
+        if absent:
+            return _bad(index, path, absent)
+        if self.masks is not None:
+            mask_path = self.masks[index]
+            if mask_path is None:
+                return _bad(index, path, "no label volume with the same relative path in the mask folder")
+            try:
+                sample["mask"] = read_label_volume(mask_path, scan.spatial)
+            except Exception as err:
+                return _bad(index, mask_path, _message(err))
+        return _label_from_mask(sample)
+
+
+def _add_columns(sample: dict, columns: Columns) -> str | None:
+    """Put the sample's column values into ``sample["columns"]``; why it cannot run, if one is missing."""
+    if not columns:
+        return None
+    sample["columns"] = {name: values[sample["index"]] for name, values in columns.items()}
+    absent = [name for name, value in sample["columns"].items() if value is None]
+    return f"no value of column {absent[0]!r} in --labels (a --forward-arg reads it)" if absent else None
 
 
 def _label_from_mask(sample: dict) -> dict:
@@ -158,88 +208,42 @@ def _list_images(root: Path) -> list[str]:
     files = [
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+        if (p.suffix.lower() in IMAGE_EXTENSIONS or is_nifti(p)) and p.is_file() and not p.name.startswith(".")
     ]
     return sorted(files)
+
+
+def holds_volumes(data: str) -> bool:
+    """Whether ``--data`` is a folder holding NIfTI volumes (a run of volumes)."""
+    return Path(data).is_dir() and any(is_nifti(f) for f in _list_images(Path(data)))
 
 
 def _find_masks(files: list[str], folder: Path) -> list[str | None]:
     by_stem: dict[str, str] = {}
     for rel in _list_images(folder):
-        by_stem.setdefault(rel.rsplit(".", 1)[0], str(folder / rel))
-    return [by_stem.get(rel.rsplit(".", 1)[0]) for rel in files]
-
-
-def _read_labels(
-    path: Path, files: list[str], columns: Sequence[str] = ()
-) -> tuple[list[int] | None, dict[str, list[int | float | None]]]:
-    """Labels and per-sample columns from a CSV with a header: an id column (``id``, ``path``, ``file`` or
-    ``image``), ``label`` and the ``columns`` asked for (``--forward-arg NAME=column:COLUMN``).
-
-    ``label`` may be missing only when ``columns`` are asked for (then there are no labels, ``None``). A
-    file without a row has label -1 and ``None`` in each column. A column holds ints when every value
-    is one, else floats.
-    """
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"--labels {str(path)!r}: not a readable CSV ({err})") from None
-    fields = list(rows[0].keys()) if rows else []
-    key = next((k for k in ("id", "path", "file", "image") if k in fields), None)
-    if key is None or ("label" not in fields and not columns):
-        raise InputError(
-            f"--labels {str(path)!r}: needs a header with an id column (id, path, file or image) and 'label'; "
-            f"got {fields}"
-        )
-    missing = [c for c in columns if c not in fields]
-    if missing:
-        raise InputError(f"--labels {str(path)!r} has no column {missing[0]!r} (--forward-arg); columns: {fields}")
-    table: dict[str, int] = {}
-    values: dict[str, dict[str, int | float]] = {c: {} for c in columns}
-    for n, row in enumerate(rows, start=2):
-        name = (row[key] or "").strip()
-        if "label" in fields:
-            try:
-                table[name] = int(row["label"])
-            except (TypeError, ValueError):
-                raise InputError(f"--labels {str(path)!r} line {n}: label {row['label']!r} is not an int") from None
-        for column in columns:
-            values[column][name] = _cell(row[column], column, n, path)
-    for column in columns:  # ints stay ints only if the whole column is
-        if not all(isinstance(v, int) for v in values[column].values()):
-            values[column] = {k: float(v) for k, v in values[column].items()}
-
-    def per_file(found: dict[str, Any], default: Any) -> list[Any]:
-        stems = {k.rsplit(".", 1)[0]: v for k, v in found.items()}
-        return [found.get(rel, stems.get(rel.rsplit(".", 1)[0], default)) for rel in files]
-
-    labels = per_file(table, -1) if "label" in fields else None
-    return labels, {column: per_file(values[column], None) for column in columns}
-
-
-def _cell(text: str | None, column: str, line: int, path: Path) -> int | float:
-    """One number of a ``--labels`` column: an int, else a finite float."""
-    text = (text or "").strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value):
-        raise InputError(f"--labels {str(path)!r} line {line}: column {column!r} value {text!r} is not a finite number")
-    return value
+        by_stem.setdefault(path_stem(rel), str(folder / rel))
+    return [by_stem.get(path_stem(rel)) for rel in files]
 
 
 def _folder(
-    root: Path, size, channels: int, masks: str | None, labels: str | None, columns: Sequence[str] = ()
+    root: Path,
+    size,
+    channels: int,
+    masks: str | None,
+    labels: str | None,
+    transform: Transform | None = None,
+    columns: Sequence[str] = (),
 ) -> RunData:
     files = _list_images(root)
     if not files:
         raise InputError(f"--data {str(root)!r}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or below it")
+    volumes = [is_nifti(f) for f in files]
+    if any(volumes) and not all(volumes):
+        raise InputError(f"--data {str(root)!r} mixes NIfTI volumes and 2-D images; give a folder of one kind")
+    if any(volumes) and size is not None:
+        raise InputError("--size resizes images; volumes are read on their own grid (resample them in --transform)")
+    if transform is not None and not any(volumes):
+        raise InputError("--transform is the preprocessing of NIfTI volumes; --data holds none")
     mask_paths = None
     if masks is not None:
         if not Path(masks).is_dir():
@@ -247,11 +251,16 @@ def _folder(
         mask_paths = _find_masks(files, Path(masks))
     if labels is not None and not Path(labels).is_file():
         raise InputError(f"--labels {labels!r}: no such file")
-    label_list, column_values = _read_labels(Path(labels), files, columns) if labels is not None else (None, {})
-    dataset = FolderDataset(root, files, size, channels, mask_paths, label_list, column_values)
+    label_list, column_values = read_labels(Path(labels), files, columns) if labels is not None else (None, {})
+    dataset: Samples = (
+        VolumeFolder(root, files, channels, mask_paths, label_list, transform, column_values)
+        if any(volumes)
+        else FolderDataset(root, files, size, channels, mask_paths, label_list, column_values)
+    )
     paths = [str(root / f) for f in files]
     has_labels = label_list is not None or masks is not None
-    return RunData(dataset, files, paths, has_labels, masks is not None, f"{len(files)} images in {root}")
+    what = "NIfTI volumes" if any(volumes) else "images"
+    return RunData(dataset, files, paths, has_labels, masks is not None, f"{len(files)} {what} in {root}")
 
 
 # ------------------------------------------------------------------------------------- user datasets
@@ -397,9 +406,11 @@ def open_data(
     channels: int,
     masks: str | None = None,
     labels: str | None = None,
+    transform: Transform | None = None,
     columns: Sequence[str] = (),
 ) -> RunData:
-    """The samples of ``--data SPEC``: a folder, an embedded name or ``MODULE:FACTORY``.
+    """The samples of ``--data SPEC``: a folder (of images, or of NIfTI volumes read through ``transform``),
+    an embedded name or ``MODULE:FACTORY``.
 
     ``size`` ``(H, W)`` resizes every image (masks by nearest neighbour); ``None`` keeps them as stored.
     ``columns``: the ``--labels`` columns each sample carries as ``sample["columns"]`` (per-sample
@@ -414,8 +425,10 @@ def open_data(
         raise InputError(f"--data must be a folder, MODULE:FACTORY or one of {EMBEDDED_HELP}; got {spec!r}")
     if (masks is not None or labels is not None) and not Path(spec).is_dir():
         raise InputError("--masks and --labels go with a folder of images as --data")
+    if transform is not None and not Path(spec).is_dir():
+        raise InputError("--transform is the preprocessing of NIfTI volumes: give a folder of them as --data")
     if Path(spec).is_dir():
-        return _folder(Path(spec), size, channels, masks, labels, columns)
+        return _folder(Path(spec), size, channels, masks, labels, transform, columns)
     if spec.partition(":")[0] in EMBEDDED:
         return _embedded(spec, size)
     if ":" in spec:

@@ -19,6 +19,7 @@ from areacam._util.io import atomic_write
 from areacam._util.optional import require
 from areacam.app.forward import COLUMN, is_column
 from areacam.app.loading import InputError, default_size, input_channels, load_model
+from areacam.app.nifti import load_transform
 from areacam.app.run.args import RunConfig, check_run_forward_kwargs, manifest_forward_kwargs, parse_memory
 from areacam.app.run.chunks import Log, explain_chunks
 from areacam.app.run.datasets import RunData, image_size, open_data
@@ -62,6 +63,7 @@ def run(
     layer: str | None = None,
     masks: str | None = None,
     labels: str | None = None,
+    transform: str | None = None,
     size: Sequence[int] | None = None,
     metrics: Sequence[str] = (),
     tolerance: int = 0,
@@ -94,6 +96,7 @@ def run(
         layer=layer,
         masks=masks,
         labels=labels,
+        transform=transform,
         size=tuple(size) if size else None,
         metrics=list(metrics),
         tolerance=tolerance,
@@ -136,13 +139,18 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
         )
     methods = config.method_specs
     layer_module = next((method_layer(m, model, config.layer) for m in methods if m.needs_layer), None)
-    hw = config.size or default_size(model)
+    hw = None if config.dims == 3 else config.size or default_size(model)
     channels = input_channels(model)
     columns = sorted({v[len(COLUMN) :] for v in config.forward_kwargs.values() if is_column(v)})
-    data = open_data(config.data, hw, channels, masks=config.masks, labels=config.labels, columns=columns)
+    transform = load_transform(config.transform) if config.transform else None
+    data = open_data(
+        config.data, hw, channels, masks=config.masks, labels=config.labels, transform=transform, columns=columns
+    )
     shape = image_size(data)
     if shape is None:
-        raise InputError(f"--data {config.data!r}: none of the first samples is readable")
+        first = data.dataset[0].get("error") if data.ids else None
+        why = f" (the first: {first})" if first else ""
+        raise InputError(f"--data {config.data!r}: none of the first samples is readable{why}")
     if hw is None:
         hw = shape[1:]
         data.dataset.size = hw
@@ -173,6 +181,7 @@ def _execute(config: RunConfig, dist: Distributed, dev: torch.device, started: f
         "data": config.data,
         "masks": config.masks,
         "labels": config.labels,
+        **({"transform": config.transform} if config.transform else {}),  # stores without one stay as they were
         "methods": [m.name for m in methods],
         "layer": config.layer,
         "targets": config.targets,

@@ -34,8 +34,9 @@ class SampleSpec:
     build: Callable[[Tensor, Tensor | None], Target]
 
 
-def parse_run_target(spec: str) -> Target | SampleSpec:
-    """A SPEC of ``areacam explain`` or one of the per-sample SPECs of :data:`RUN_SPEC_HELP`."""
+def parse_run_target(spec: str, dims: int = 2) -> Target | SampleSpec:
+    """A SPEC of ``areacam explain`` or one of the per-sample SPECs of :data:`RUN_SPEC_HELP`; ``dims`` the
+    samples' spatial dims (3 for NIfTI volumes: a box has 6 ints, a pixel 3)."""
     text = spec.strip() if isinstance(spec, str) else spec
     if text == "class:label":
         return SampleSpec(spec, "label", lambda labels, masks: Class(labels.tolist()))
@@ -57,10 +58,10 @@ def parse_run_target(spec: str) -> Target | SampleSpec:
             raise SpecError(f"bad target {spec!r}: expected area:mask, area:mask:CH or area:mask:label")
         return SampleSpec(spec, "mask", lambda labels, masks: Area(mask=_region(masks, spec), channel=channel))
     if isinstance(text, str) and needs_truth([text]):
-        parse_target(text, truth=NO_TRUTH_YET)  # the SPEC's own checks, before any sample is read
-        return SampleSpec(spec, "mask", lambda labels, masks: parse_target(text, truth=_truth(masks, spec)))
+        parse_target(text, truth=NO_TRUTH_YET, dims=dims)  # the SPEC's own checks, before any sample is read
+        return SampleSpec(spec, "mask", lambda labels, masks: parse_target(text, truth=_truth(masks, spec), dims=dims))
     try:
-        return parse_target(spec)
+        return parse_target(spec, dims=dims)
     except SpecError as err:
         if "unknown target kind" in str(err) or "label" in str(spec) or "mask" in str(spec):
             raise SpecError(f"bad target {spec!r}; expected one of: {RUN_SPEC_HELP}") from None
@@ -68,14 +69,14 @@ def parse_run_target(spec: str) -> Target | SampleSpec:
 
 
 def _truth(masks: Tensor | None, spec: str) -> Tensor:
-    """``(B, H, W)`` int64: each sample's mask read as class labels."""
+    """``(B, *spatial)`` int64: each sample's mask read as class labels."""
     if masks is None:
         raise SpecError(f"target {spec!r} compares the prediction with each sample's mask, but the dataset gave none")
     return masks.long()
 
 
 def _region(masks: Tensor | None, spec: str) -> Tensor:
-    """``(B, H, W)`` float: each sample's mask pixels > 0."""
+    """``(B, *spatial)`` float: each sample's mask pixels > 0."""
     if masks is None:
         raise SpecError(f"target {spec!r} reads each sample's mask, but the dataset gave none")
     return (masks > 0).float()

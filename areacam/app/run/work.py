@@ -76,7 +76,7 @@ class Work:
         #: The forward arguments passed unchanged to every batch.
         self.constants = {k: v for k, v in forward_kwargs.items() if k not in self.column_of}
         self.tolerance = tolerance
-        self.targets = [parse_run_target(spec) for spec in specs]
+        self.targets = [parse_run_target(spec, len(shape) - 1) for spec in specs]
         self.explainers = [make_explainer(m, model, layer, shape[1:]) for m in methods]
         self.shape = shape
         self.max_memory = max_memory
@@ -96,10 +96,10 @@ class Work:
 
     def groups(self, batch: int) -> list[list[int]]:
         """Target indices cut so that one group's maps for ``batch`` samples fit ``max_memory``."""
-        channels, height, width = self.shape
-        per_target = batch * height * width * 4 * 4
+        channels, voxels = self.shape[0], math.prod(self.shape[1:])
+        per_target = batch * voxels * 4 * 4
         if any(not m.needs_layer for m in self.methods):
-            per_target += batch * channels * height * width * 4 * 3
+            per_target += batch * channels * voxels * 4 * 3
         size = max(1, self.max_memory // per_target)
         k = len(self.targets)
         return [list(range(i, min(k, i + size))) for i in range(0, k, size)]
