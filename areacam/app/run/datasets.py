@@ -118,12 +118,9 @@ class FolderDataset(Samples):
             image = conform_image(raw, path, self.size, self.channels)
         except Exception as err:
             return _bad(index, path, _message(err))
-        sample = {"index": index, "image": torch.from_numpy(image), "label": -1, "mask": None, "error": None}
-        if self.labels is not None:
-            sample["label"] = self.labels[index]
-        absent = _add_columns(sample, self.columns)
-        if absent:
-            return _bad(index, path, absent)
+        sample = _new_sample(index, torch.from_numpy(image), path, self.labels, self.columns)
+        if sample["error"] is not None:
+            return sample
         if self.masks is not None:
             mask_path = self.masks[index]
             if mask_path is None:
@@ -166,12 +163,9 @@ class VolumeFolder(Samples):
         if self.size is not None and scan.spatial != tuple(self.size):
             why = f"its grid {scan.spatial} is not the run's {tuple(self.size)} (one grid per store; resample it)"
             return _bad(index, path, why)
-        sample = {"index": index, "image": scan.tensor()[0], "label": -1, "mask": None, "error": None}
-        if self.labels is not None:
-            sample["label"] = self.labels[index]
-        absent = _add_columns(sample, self.columns)
-        if absent:
-            return _bad(index, path, absent)
+        sample = _new_sample(index, scan.tensor()[0], path, self.labels, self.columns)
+        if sample["error"] is not None:
+            return sample
         if self.masks is not None:
             mask_path = self.masks[index]
             if mask_path is None:
@@ -183,13 +177,18 @@ class VolumeFolder(Samples):
         return _label_from_mask(sample)
 
 
-def _add_columns(sample: dict, columns: Columns) -> str | None:
-    """Put the sample's column values into ``sample["columns"]``; why it cannot run, if one is missing."""
-    if not columns:
-        return None
-    sample["columns"] = {name: values[sample["index"]] for name, values in columns.items()}
-    absent = [name for name, value in sample["columns"].items() if value is None]
-    return f"no value of column {absent[0]!r} in --labels (a --forward-arg reads it)" if absent else None
+def _new_sample(index: int, image: torch.Tensor, path: str, labels: list[int] | None, columns: Columns) -> dict:
+    """A read sample with its label (-1: none) and ``--labels`` column values; a bad sample if a column
+    value it needs is missing."""
+    sample: dict[str, Any] = {"index": index, "image": image, "label": -1, "mask": None, "error": None}
+    if labels is not None:
+        sample["label"] = labels[index]
+    if columns:
+        sample["columns"] = {name: values[index] for name, values in columns.items()}
+        absent = [name for name, value in sample["columns"].items() if value is None]
+        if absent:
+            return _bad(index, path, f"no value of column {absent[0]!r} in --labels (a --forward-arg reads it)")
+    return sample
 
 
 def _label_from_mask(sample: dict) -> dict:
