@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from areacam.app.forward import add_forward_arg, parse_forward_args
 from areacam.app.loading import (
@@ -24,7 +23,7 @@ from areacam.app.loading import (
     read_images,
     read_labels,
 )
-from areacam.app.nifti import is_nifti, load_transform, nifti_writer, read_label_volume, read_scan
+from areacam.app.nifti import is_nifti, load_transform, nifti_writer, read_label_volume, read_scan, without_suffix
 from areacam.app.spec import (
     NO_TRUTH_YET,
     SPEC_HELP,
@@ -34,6 +33,7 @@ from areacam.app.spec import (
     needs_truth,
     parse_targets,
 )
+from areacam.core.forward import ForwardArgs
 from areacam.methods.registry import METHODS, Method
 from areacam.viz.images import COLORMAPS, save_figure, save_png
 from areacam.viz.volumes import volume_figure
@@ -108,15 +108,7 @@ def run_explain(args: argparse.Namespace) -> int:
         return _explain_volumes(args, method)
     if getattr(args, "transform", None):
         raise InputError("--transform is the preprocessing of NIfTI volumes; no .nii/.nii.gz --image was given")
-    truth_given = bool(getattr(args, "mask", None))
-    if truth_given and not needs_truth(args.target):
-        raise InputError("--mask is the truth of fp:CLS / fn:CLS targets; no such --target was given")
-    parse_targets(args.target, truth=NO_TRUTH_YET if truth_given else None)  # check the SPECs before loading
-    if args.colormap not in COLORMAPS:
-        raise InputError(f"unknown --colormap {args.colormap!r}; e.g. jet, viridis, inferno")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {args.out!r} exists and is not a folder")
+    truth_given, out = _check_args(args, dims=2)
     model = load_model(args.model, args.weights)
     layer = method_layer(method, model, args.layer)
     size = tuple(args.size) if args.size else default_size(model)
@@ -166,34 +158,45 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _explain_volumes(args: argparse.Namespace, method: Method) -> int:
-    """``areacam explain`` on NIfTI volumes: one call per volume, each map written as NIfTI on its grid."""
+def _check_args(args: argparse.Namespace, dims: int) -> tuple[bool, Path]:
+    """The checks before anything is loaded (``dims``: 2 for images, 3 for volumes): ``--mask`` against the
+    SPECs, the SPECs themselves, ``--size`` (images only), ``--colormap`` and ``--out``. Returns whether
+    the truth is given and the output folder."""
     truth_given = bool(getattr(args, "mask", None))
     if truth_given and not needs_truth(args.target):
         raise InputError("--mask is the truth of fp:CLS / fn:CLS targets; no such --target was given")
-    if truth_given and len(args.mask) != len(args.image):
+    if dims == 3 and truth_given and len(args.mask) != len(args.image):
         raise InputError(f"--mask takes one file per --image: got {len(args.mask)} masks for {len(args.image)} volumes")
-    parse_targets(args.target, truth=NO_TRUTH_YET[None] if truth_given else None, dims=3)
-    if args.size:
+    no_truth_yet = NO_TRUTH_YET if dims == 2 else NO_TRUTH_YET[None]
+    parse_targets(args.target, truth=no_truth_yet if truth_given else None, dims=dims)
+    if dims == 3 and args.size:
         raise InputError("--size resizes images; a volume is read on its own grid (resample it in --transform)")
     if args.colormap not in COLORMAPS:
         raise InputError(f"unknown --colormap {args.colormap!r}; e.g. jet, viridis, inferno")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {args.out!r} exists and is not a folder")
+    return truth_given, out
+
+
+def _explain_volumes(args: argparse.Namespace, method: Method) -> int:
+    """``areacam explain`` on NIfTI volumes: one call per volume, each map written as NIfTI on its grid."""
+    truth_given, out = _check_args(args, dims=3)
     transform = load_transform(args.transform) if args.transform else None
     model = load_model(args.model, args.weights)
     layer = method_layer(method, model, args.layer)
-    scans = [read_scan(path, input_channels(model), transform) for path in args.image]
+    channels = input_channels(model)
+    scans = [read_scan(path, channels, transform) for path in args.image]
     labels = [read_label_volume(m, s.spatial) for m, s in zip(args.mask, scans)] if truth_given else None
-    forward_kwargs = parse_forward_args(args.forward_arg, len(scans))
+    # a per-volume (count,) value gives each volume its row, as ForwardArgs.take does for a batch
+    per_volume = ForwardArgs(kwargs=parse_forward_args(args.forward_arg, len(scans)), batch=len(scans))
     results = []
     for b, scan in enumerate(scans):
         targets = parse_targets(args.target, truth=labels[b][None] if labels else None, dims=3)
         x = scan.tensor()
         explainer = make_explainer(method, model, layer, scan.spatial)
         try:
-            results.append(explainer(x, targets, forward_kwargs=_one_sample(forward_kwargs, b, len(scans))))
+            results.append(explainer(x, targets, forward_kwargs=per_volume.take([b]).kwargs))
         except RuntimeError as err:
             raise forward_error(err, x) from None
     report: dict[str, object] = {
@@ -233,17 +236,11 @@ def _explain_volumes(args: argparse.Namespace, method: Method) -> int:
     return 0
 
 
-def _one_sample(kwargs: dict[str, object], b: int, count: int) -> dict[str, object]:
-    """The ``--forward-arg`` values of volume ``b`` of ``count``: a per-volume ``(count,)`` tensor gives its row."""
-    rows = {n: v for n, v in kwargs.items() if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == count}
-    return {name: rows[name][b : b + 1] if name in rows else value for name, value in kwargs.items()}
-
-
 def _unique_stems(paths: list[str]) -> list[str]:
     stems: list[str] = []
     for path in paths:
         name = Path(path).name
-        stem = slug(name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(path).stem)
+        stem = slug(without_suffix(name) if is_nifti(name) else Path(path).stem)
         stems.append(stem if stem not in stems else f"{stem}-{len(stems)}")
     return stems
 

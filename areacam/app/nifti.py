@@ -23,7 +23,16 @@ from areacam._util.errors import one_line
 from areacam._util.optional import require
 from areacam.app.loading import InputError, import_factory
 
-__all__ = ["SUFFIXES", "Scan", "is_nifti", "load_transform", "nifti_writer", "read_label_volume", "read_scan"]
+__all__ = [
+    "SUFFIXES",
+    "Scan",
+    "is_nifti",
+    "load_transform",
+    "nifti_writer",
+    "read_label_volume",
+    "read_scan",
+    "without_suffix",
+]
 
 #: File name endings read as NIfTI.
 SUFFIXES = (".nii", ".nii.gz")
@@ -35,6 +44,11 @@ Transform = Callable[[np.ndarray, np.ndarray], Any]
 def is_nifti(path: str | Path) -> bool:
     """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``, any case)."""
     return str(path).lower().endswith(SUFFIXES)
+
+
+def without_suffix(path: str) -> str:
+    """``path`` without its file extension, ``.nii.gz`` counting as one (``a/scan.nii.gz`` -> ``a/scan``)."""
+    return path[: -len(".nii.gz")] if path.lower().endswith(".nii.gz") else path.rsplit(".", 1)[0]
 
 
 def _nibabel() -> Any:

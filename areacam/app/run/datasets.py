@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from areacam.app.loading import InputError, conform_image, import_factory, read_array
-from areacam.app.nifti import Transform, is_nifti, read_label_volume, read_scan
-from areacam.app.run.table import Columns, path_stem, read_labels
+from areacam.app.nifti import Transform, is_nifti, read_label_volume, read_scan, without_suffix
+from areacam.app.run.table import Columns, read_labels
 
 __all__ = ["IMAGE_EXTENSIONS", "RunData", "collate", "holds_volumes", "open_data"]
 
@@ -220,8 +220,8 @@ def holds_volumes(data: str) -> bool:
 def _find_masks(files: list[str], folder: Path) -> list[str | None]:
     by_stem: dict[str, str] = {}
     for rel in _list_images(folder):
-        by_stem.setdefault(path_stem(rel), str(folder / rel))
-    return [by_stem.get(path_stem(rel)) for rel in files]
+        by_stem.setdefault(without_suffix(rel), str(folder / rel))
+    return [by_stem.get(without_suffix(rel)) for rel in files]
 
 
 def _folder(

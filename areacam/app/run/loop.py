@@ -20,7 +20,7 @@ from areacam._util.optional import require
 from areacam.app.forward import COLUMN, is_column
 from areacam.app.loading import InputError, default_size, input_channels, load_model
 from areacam.app.nifti import load_transform
-from areacam.app.run.args import RunConfig, check_run_forward_kwargs, manifest_forward_kwargs, parse_memory
+from areacam.app.run.args import RunConfig, manifest_forward_kwargs, parse_memory
 from areacam.app.run.chunks import Log, explain_chunks
 from areacam.app.run.datasets import RunData, image_size, open_data
 from areacam.app.run.distributed import Distributed, pick_device
@@ -107,7 +107,7 @@ def run(
         max_memory=parse_memory(max_memory),
         device=device,
         progress=progress,
-        forward_kwargs=check_run_forward_kwargs(forward_kwargs),
+        forward_kwargs=forward_kwargs or {},
     )
     return execute(config)
 

@@ -11,16 +11,12 @@ from typing import Any
 import numpy as np
 
 from areacam.app.loading import InputError
+from areacam.app.nifti import without_suffix
 
-__all__ = ["Columns", "path_stem", "read_cell", "read_labels"]
+__all__ = ["Columns", "read_cell", "read_labels"]
 
 #: Per-sample ``--labels`` columns: ``{column: value per file}`` (``None`` where the table has no row).
 Columns = dict[str, list[int | float | None]]
-
-
-def path_stem(rel: str) -> str:
-    """A relative path without its extension (``.nii.gz`` counts as one)."""
-    return rel[: -len(".nii.gz")] if rel.lower().endswith(".nii.gz") else rel.rsplit(".", 1)[0]
 
 
 def read_labels(path: Path, files: list[str], columns: Sequence[str] = ()) -> tuple[list[int] | None, Columns]:
@@ -62,8 +58,8 @@ def read_labels(path: Path, files: list[str], columns: Sequence[str] = ()) -> tu
             values[column] = {k: float(v) for k, v in values[column].items()}
 
     def per_file(found: dict[str, Any], default: Any) -> list[Any]:
-        stems = {path_stem(k): v for k, v in found.items()}
-        return [found.get(rel, stems.get(path_stem(rel), default)) for rel in files]
+        stems = {without_suffix(k): v for k, v in found.items()}
+        return [found.get(rel, stems.get(without_suffix(rel), default)) for rel in files]
 
     labels = per_file(table, -1) if "label" in fields else None
     return labels, {column: per_file(values[column], None) for column in columns}
